@@ -1,0 +1,240 @@
+# Copyright (c) 2026 medslip-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Dictionary transforms of the MeDSLIP data pipeline (MONAI style: ``keys``, ``allow_missing_keys``).
+
+All per-sample work that the official code did inside the network (matrix building, ProtoCL negative sampling)
+happens here, on the data-loader workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import TransformBackends
+
+from medslip_monai.vocab import (
+    ANATOMIES,
+    LATERAL_ANATOMY_PAIRS,
+    PATHOLOGIES,
+    UNPAIRED_SIDED_ANATOMIES,
+    anatomy_index,
+    pathology_index,
+)
+
+__all__ = [
+    "triplets_to_matrix",
+    "TripletsToMatrixd",
+    "SampleProtoCLNegativesd",
+    "RandLateralFlipd",
+    "AsThreeChannelsd",
+    "DecodeFindingMasksd",
+    "TripletsToMatrixD",
+    "TripletsToMatrixDict",
+    "SampleProtoCLNegativesD",
+    "SampleProtoCLNegativesDict",
+    "RandLateralFlipD",
+    "RandLateralFlipDict",
+    "AsThreeChannelsD",
+    "AsThreeChannelsDict",
+    "DecodeFindingMasksD",
+    "DecodeFindingMasksDict",
+]
+
+
+def _item_name(data: Mapping) -> str:
+    image = data.get("image")
+    return f"item {image!r}" if isinstance(image, str) else "item"
+
+
+def triplets_to_matrix(triplets: Sequence[Sequence[Any]]) -> torch.Tensor:
+    """``[(anatomy, pathology, 1|0), ...]`` -> int8 matrix ``[51, 75]`` of 1 / 0 / -1 (unmentioned).
+
+    A cell both affirmed and negated counts as present. Raises ``ValueError`` for unknown names or values.
+    """
+    matrix = torch.full((len(ANATOMIES), len(PATHOLOGIES)), -1, dtype=torch.int8)
+    for triplet in triplets:
+        if len(triplet) != 3:
+            raise ValueError(f"triplet {triplet!r} is not [anatomy, pathology, value]")
+        anatomy, pathology, value = triplet
+        if value not in (0, 1):
+            raise ValueError(f"triplet {triplet!r} has value {value!r}; expected 1 (present) or 0 (negated)")
+        try:
+            row, column = anatomy_index(anatomy), pathology_index(pathology)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
+        matrix[row, column] = max(int(matrix[row, column]), int(value))
+    return matrix
+
+
+class TripletsToMatrixd(MapTransform):
+    """Turn the triplet list under ``keys`` into the anatomy x pathology matrix under ``matrix_key``.
+
+    Args:
+        keys: key of the triplets. Defaults to ``"triplets"``.
+        matrix_key: output key. Defaults to ``"matrix"``.
+        remove_source: drop the (ragged, uncollatable) triplet list afterwards. Defaults to True.
+    """
+
+    backend = [TransformBackends.TORCH]
+
+    def __init__(
+        self,
+        keys: KeysCollection = "triplets",
+        matrix_key: str = "matrix",
+        remove_source: bool = True,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.matrix_key = matrix_key
+        self.remove_source = remove_source
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            try:
+                d[self.matrix_key] = triplets_to_matrix(d[key])
+            except ValueError as e:
+                raise ValueError(f"{_item_name(d)}: bad {key!r}: {e}") from None
+            if self.remove_source:
+                del d[key]
+        return d
+
+
+class SampleProtoCLNegativesd(RandomizableTransform, MapTransform):
+    """Sample ProtoCL negatives for both streams from the matrix under ``keys``.
+
+    For each pathology, ``num_negatives`` anatomies not co-occurring with it (matrix != 1, so negated and unmentioned
+    cells both qualify, as in the official code), drawn without replacement; likewise pathologies for each anatomy.
+    Slots that cannot be filled hold -1. Outputs ``pathology_negatives [75, N]`` and ``anatomy_negatives [51, N]``.
+
+    Args:
+        keys: key of the matrix. Defaults to ``"matrix"``.
+        num_negatives: negatives per query. Defaults to 7 (the official value).
+    """
+
+    backend = [TransformBackends.NUMPY]
+
+    def __init__(
+        self, keys: KeysCollection = "matrix", num_negatives: int = 7, allow_missing_keys: bool = False
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob=1.0)
+        self.num_negatives = num_negatives
+
+    def _sample(self, positive: np.ndarray) -> np.ndarray:
+        """Rows of ``positive`` (queries x entries, bool) -> ``[queries, num_negatives]`` sampled non-positive columns."""
+        keys = self.R.random_sample(positive.shape)
+        keys[positive] = 2.0  # never chosen before every non-positive entry is
+        order = np.argsort(keys, axis=1)[:, : self.num_negatives]
+        filled = np.arange(self.num_negatives)[None, :] < (~positive).sum(1, keepdims=True)
+        return np.where(filled, order, -1).astype(np.int64)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            positive = np.asarray(d[key]) == 1
+            d["pathology_negatives"] = torch.from_numpy(self._sample(positive.T))
+            d["anatomy_negatives"] = torch.from_numpy(self._sample(positive))
+        return d
+
+
+_SWAP_ORDER = list(range(len(ANATOMIES)))
+for _left, _right in LATERAL_ANATOMY_PAIRS:
+    _SWAP_ORDER[anatomy_index(_left)], _SWAP_ORDER[anatomy_index(_right)] = anatomy_index(_right), anatomy_index(_left)
+_UNPAIRED = [anatomy_index(name) for name in UNPAIRED_SIDED_ANATOMIES]
+
+
+class RandLateralFlipd(RandomizableTransform, MapTransform):
+    """Mirror images left-right and swap the left/right anatomy rows of the matrix to match.
+
+    The official pipeline flips images without touching the labels, turning "left effusion" into label noise.
+    Here the labels follow the image; a sample mentioning an anatomy with no mirror partner (e.g. right middle lobe)
+    is left unflipped.
+
+    Args:
+        keys: image-like keys ``[C, H, W]`` to mirror along the last axis.
+        matrix_key: key of the anatomy x pathology matrix. Defaults to ``"matrix"``.
+        prob: flip probability. Defaults to 0.5.
+    """
+
+    backend = [TransformBackends.TORCH]
+
+    def __init__(
+        self, keys: KeysCollection, matrix_key: str = "matrix", prob: float = 0.5, allow_missing_keys: bool = False
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.matrix_key = matrix_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        self.randomize(None)
+        matrix = torch.as_tensor(d[self.matrix_key])
+        if not self._do_transform or bool((matrix[_UNPAIRED] >= 0).any()):
+            return d
+        d[self.matrix_key] = matrix[_SWAP_ORDER]
+        for key in self.key_iterator(d):
+            d[key] = torch.flip(d[key], dims=(-1,))
+        return d
+
+
+class AsThreeChannelsd(MapTransform):
+    """Make channel-first images 3-channel: grey is repeated, RGB kept, an alpha channel dropped."""
+
+    backend = [TransformBackends.TORCH]
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            image = d[key]
+            channels = image.shape[0]
+            if channels in (1, 2):  # grey, or grey + alpha
+                d[key] = image[:1].repeat(3, *([1] * (image.ndim - 1)))
+            elif channels in (3, 4):  # RGB, or RGBA
+                d[key] = image[:3]
+            else:
+                raise ValueError(f"{_item_name(d)}: {key!r} has {channels} channels; expected 1 to 4")
+        return d
+
+
+class DecodeFindingMasksd(MapTransform):
+    """Unpack a bit-packed label map ``[1, H, W]`` (bit ``k`` set where finding ``k`` lies) into ``[N, H, W]``.
+
+    Args:
+        keys: keys of the label maps.
+        num_findings: number of bits to unpack.
+    """
+
+    backend = [TransformBackends.TORCH]
+
+    def __init__(self, keys: KeysCollection, num_findings: int, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.num_findings = num_findings
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            packed = torch.as_tensor(d[key])[0].round().to(torch.int64)
+            bits = 2 ** torch.arange(self.num_findings, dtype=torch.int64)
+            d[key] = ((packed.unsqueeze(0) & bits[:, None, None]) > 0).to(torch.float32)
+        return d
+
+
+TripletsToMatrixD = TripletsToMatrixDict = TripletsToMatrixd
+SampleProtoCLNegativesD = SampleProtoCLNegativesDict = SampleProtoCLNegativesd
+RandLateralFlipD = RandLateralFlipDict = RandLateralFlipd
+AsThreeChannelsD = AsThreeChannelsDict = AsThreeChannelsd
+DecodeFindingMasksD = DecodeFindingMasksDict = DecodeFindingMasksd

@@ -1,0 +1,292 @@
+# Copyright (c) 2026 medslip-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Ignite handlers: loss terms in the engine output, resumable runs, metric files, grounding images, provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import platform
+import re
+import time
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from ignite.engine import Engine, Events
+from monai.engines.utils import IterationEvents
+from monai.handlers import CheckpointLoader, CheckpointSaver
+
+__all__ = [
+    "TrainingScalarsHandler",
+    "ResumableCheckpoint",
+    "latest_checkpoint",
+    "MetricsWriter",
+    "GroundingImageHandler",
+    "ProvenanceWriter",
+    "grounding_overlay",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingScalarsHandler:
+    """After every loss, add the loss terms (``loss/<term>``) and the learning rate (``lr``) to the trainer output.
+
+    Stats and TensorBoard handlers then log them through :func:`~medslip_monai.engines.training_scalars`.
+
+    Args:
+        loss_function: a loss exposing ``last_terms`` (such as :class:`~medslip_monai.losses.MeDSLIPLoss`).
+        optimizer: the optimizer whose first group's learning rate is reported; optional.
+    """
+
+    def __init__(self, loss_function: Any, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.loss_function = loss_function
+        self.optimizer = optimizer
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(IterationEvents.LOSS_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        engine.state.output.update({f"loss/{name}": value for name, value in self.loss_function.last_terms.items()})
+        if self.optimizer is not None:
+            engine.state.output["lr"] = self.optimizer.param_groups[0]["lr"]
+
+
+_EPOCH_FILE = re.compile(r"epoch=(\d+)\.pt$")
+
+
+def latest_checkpoint(directory: str | Path, prefix: str = "checkpoint") -> Path | None:
+    """The ``<prefix>*_epoch=N.pt`` file with the largest N in ``directory``, or None."""
+    found = []
+    for path in Path(directory).glob(f"{prefix}*epoch=*.pt"):
+        match = _EPOCH_FILE.search(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+class ResumableCheckpoint:
+    """Save every finished epoch and resume from the newest one when the same run starts again.
+
+    Attached to a trainer, it saves ``objects`` plus the trainer's own state to ``checkpoint_epoch=N.pt`` in
+    ``directory`` after each epoch (MONAI :class:`~monai.handlers.CheckpointSaver`, keeping the newest ``n_saved``)
+    and, if such a file already exists when attached, loads the newest one as the run starts (MONAI
+    :class:`~monai.handlers.CheckpointLoader`: ``weights_only=True``, strict). The trainer is taken from the engine
+    it is attached to, so the config needs no reference from the trainer's handlers back to the trainer.
+
+    Args:
+        directory: checkpoint folder.
+        objects: what to save and restore besides the trainer, e.g. network, optimizer and lr scheduler.
+        resume: load the newest checkpoint if there is one. Defaults to True.
+        n_saved: epoch checkpoints kept. Defaults to 1.
+    """
+
+    def __init__(self, directory: str | Path, objects: dict, resume: bool = True, n_saved: int = 1) -> None:
+        self.directory = Path(directory)
+        self.objects = dict(objects)
+        self.resume = resume
+        self.n_saved = n_saved
+
+    def attach(self, engine: Engine) -> None:
+        state = {**self.objects, "trainer": engine}
+        newest = latest_checkpoint(self.directory) if self.resume else None
+        if newest is not None:
+            logger.info("resuming from %s", newest)
+            CheckpointLoader(load_path=str(newest), load_dict=state, map_location="cpu").attach(engine)
+        CheckpointSaver(
+            save_dir=str(self.directory), save_dict=state, save_interval=1, n_saved=self.n_saved, epoch_level=True
+        ).attach(engine)
+
+
+def _nest(flat: Mapping[str, float]) -> dict:
+    """``{"auc/effusion": 0.9}`` -> ``{"auc": {"effusion": 0.9}}``."""
+    nested: dict = {}
+    for key, value in flat.items():
+        node = nested
+        *parents, leaf = key.split("/")
+        for part in parents:
+            node = node.setdefault(part, {})
+        if isinstance(node.get(leaf), dict):  # a mapping metric stored under the same name: keep the children
+            continue
+        node[leaf] = value
+    return nested
+
+
+def _scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, (int, float)):
+            out[key] = float(value)
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinity are not JSON: write them as null."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class MetricsWriter:
+    """Write ``metrics.json`` and ``metrics.md`` into ``output_dir`` after each evaluation.
+
+    The files describe the best evaluation so far by the engine's key metric (the one whose network weights the
+    key-metric ``CheckpointSaver`` keeps) and, under ``"last"``, the most recent one; they also record the number
+    of images evaluated and the ``config`` given.
+
+    Args:
+        output_dir: destination folder.
+        config: the settings to record beside the metrics (any JSON-serialisable mapping).
+        title: heading of ``metrics.md``.
+    """
+
+    def __init__(self, output_dir: str | Path, config: Mapping | None = None, title: str = "Evaluation") -> None:
+        self.output_dir = Path(output_dir)
+        self.config = dict(config or {})
+        self.title = title
+        self.best: dict | None = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        record = {
+            "epoch": int(engine.state.epoch),
+            "num_images": len(engine.data_loader.dataset) if hasattr(engine.data_loader, "dataset") else None,
+            "metrics": _nest(_scalar_metrics(engine.state.metrics)),
+        }
+        if self.best is None or getattr(engine.state, "best_metric_epoch", -1) == engine.state.epoch:
+            self.best = record
+        summary = {
+            **self.best,
+            "key_metric": getattr(engine.state, "key_metric_name", None) or next(iter(engine.state.metrics), None),
+            "last": record,
+            "config": self.config,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / "metrics.json").write_text(json.dumps(_json_safe(summary), indent=1, default=str))
+        (self.output_dir / "metrics.md").write_text(self._markdown(summary))
+
+    def _markdown(self, summary: dict) -> str:
+        lines = [f"# {self.title}", "", f"Best epoch {summary['epoch']} on {summary['num_images']} images.", ""]
+        lines += ["| metric | best | last |", "|---|---|---|"]
+        best = _scalar_flat(summary["metrics"])
+        last = _scalar_flat(summary["last"]["metrics"])
+        for key in best:
+            lines.append(f"| {key} | {best[key]:.4f} | {last.get(key, float('nan')):.4f} |")
+        return "\n".join(lines) + "\n"
+
+
+def _scalar_flat(nested: Mapping, prefix: str = "") -> dict[str, float]:
+    flat = {}
+    for key, value in nested.items():
+        if isinstance(value, Mapping):
+            flat.update(_scalar_flat(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = float("nan") if value is None else value
+    return flat
+
+
+def grounding_overlay(image: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
+    """RGB overlay ``[3, H, W]`` in [0, 1] of a heat map ``[h, w]`` (upsampled bilinearly) on an image ``[C, H, W]``."""
+    grey = image.float().mean(0)
+    grey = (grey - grey.min()) / (grey.max() - grey.min()).clamp(min=1e-6)
+    heat = F.interpolate(heat[None, None].float(), size=grey.shape, mode="bilinear", align_corners=False)[0, 0]
+    heat = (heat - heat.min()) / (heat.max() - heat.min()).clamp(min=1e-6)
+    colour = torch.stack([heat.clamp(0, 1), (2 * heat - 1).clamp(0, 1), torch.zeros_like(heat)])  # black-red-yellow
+    return (0.55 * grey.expand(3, -1, -1) + 0.45 * colour).clamp(0, 1)
+
+
+class GroundingImageHandler:
+    """Log grounding heat maps of the first evaluation batch to TensorBoard as overlays.
+
+    For up to ``max_images`` findings present in the batch, the first image showing each is drawn with that
+    finding's grounding map; the tag is ``grounding/<finding>`` and the step the evaluator's epoch.
+
+    Args:
+        summary_writer: a ``torch.utils.tensorboard.SummaryWriter``.
+        class_names: the findings, in the order of the evaluator's outputs.
+        max_images: overlays per evaluation. Defaults to 3.
+    """
+
+    def __init__(self, summary_writer: Any, class_names: Sequence[str], max_images: int = 3) -> None:
+        self.writer = summary_writer
+        self.class_names = list(class_names)
+        self.max_images = max_images
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED(once=1), self)
+
+    def __call__(self, engine: Engine) -> None:
+        output = engine.state.output
+        images, maps, labels = output["image"], output["pred"]["maps"], output["label"]["label"]
+        shown = 0
+        for k, name in enumerate(self.class_names):
+            positives = torch.nonzero(labels[:, k] > 0.5).flatten()
+            if shown >= self.max_images or positives.numel() == 0:
+                continue
+            b = int(positives[0])
+            overlay = grounding_overlay(images[b].detach().cpu(), maps[b, k].detach().cpu())
+            self.writer.add_image(f"grounding/{name}", overlay, global_step=engine.state.epoch)
+            shown += 1
+        self.writer.flush()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+class ProvenanceWriter:
+    """When training completes, write ``<model>.json`` beside the model file: hash, versions and settings.
+
+    Args:
+        model_file: the weights file to describe (usually ``models/model.pt``).
+        config: settings to record (any JSON-serialisable mapping).
+    """
+
+    def __init__(self, model_file: str | Path, config: Mapping | None = None) -> None:
+        self.model_file = Path(model_file)
+        self.config = dict(config or {})
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if not self.model_file.is_file():
+            logger.warning("no %s to describe; provenance not written", self.model_file)
+            return
+        record = {
+            "file": self.model_file.name,
+            "sha256": hashlib.sha256(self.model_file.read_bytes()).hexdigest(),
+            "config": self.config,
+            "config_sha256": hashlib.sha256(json.dumps(self.config, sort_keys=True, default=str).encode()).hexdigest(),
+            "epochs_trained": int(engine.state.epoch),
+            "versions": {
+                "python": platform.python_version(),
+                **{p: _version(p) for p in ("medslip-monai", "torch", "monai", "pytorch-ignite", "transformers")},
+            },
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        self.model_file.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str))

@@ -64,7 +64,7 @@ def test_metadata_describes_the_network_output():
 
 LEARNING: dict = {}  # the bundle's default CPU recipe, exactly what README command 1 runs
 MIN_TEST_AUC = 0.90
-MIN_TEST_POINTING_GAME = 0.35  # chance (a random peak token) is 0.11 on these masks; see the closing notes
+MIN_TEST_POINTING_GAME = 0.30  # chance (a random peak token) is 0.11; runs measured 0.43 and 0.53
 
 
 @pytest.mark.timeout(2400)

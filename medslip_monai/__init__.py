@@ -12,6 +12,13 @@
 
 __version__ = "0.1.0"
 
-from medslip_monai import data, engines, losses, networks, text, utils, vocab  # noqa: E402  (bundle configs use full paths)
+import importlib
 
-__all__ = ["data", "engines", "losses", "networks", "text", "utils", "vocab", "__version__"]
+__all__ = ["data", "engines", "losses", "networks", "reports", "text", "utils", "vocab", "__version__"]
+
+
+def __getattr__(name: str):
+    """Import subpackages on first use, so light tools (``reports``) do not load torch and MONAI."""
+    if name in __all__:
+        return importlib.import_module(f"medslip_monai.{name}")
+    raise AttributeError(f"module 'medslip_monai' has no attribute {name!r}")

@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 __all__ = ["FINDINGS", "WORLD_VERSION", "generate_world", "ensure_world", "render_case", "main"]
 
-WORLD_VERSION = 3
+WORLD_VERSION = 4
 #: The synthetic findings; each is also the name of its MeDSLIP pathology entity. Bit ``k`` of a label map (masks)
 #: or box map (filled boxes) is finding ``k``.
 FINDINGS = ("effusion", "pneumothorax", "consolidation", "nodule", "cardiomegaly", "edema", "atelectasis")
@@ -450,25 +450,28 @@ def _finding_sentence(finding: str, instances: list[dict], mention: str, rng) ->
         for inst in instances:
             zone, anatomy = f"{inst['side']} {inst['zone']} lung", f"{inst['side']}_{inst['zone']}_lung"
             mm = int(round(inst["radius"] * 2 * 350))
-            sentences.append(_pick(rng, [f"A {mm} mm nodule is seen in the {zone}.",
-                                         f"There is a {mm} mm nodular opacity in the {zone}.",
-                                         f"Well-circumscribed {mm} mm nodule projecting over the {zone}."]))  # fmt: skip
+            sentence = _pick(rng, [f"A {mm} mm nodule is seen in the {zone}.",
+                                   f"There is a {mm} mm nodular opacity in the {zone}.",
+                                   f"Well-circumscribed {mm} mm nodule projecting over the {zone}."])  # fmt: skip
+            sentences.append(sentence)
             triplets.append([anatomy, "nodule", 1])
+            if "opacity" in sentence:
+                triplets.append([anatomy, "opacity", 1])
         return " ".join(sentences), triplets
     if finding == "cardiomegaly":
         if mention == "uncertain":
             return "The heart size is borderline enlarged.", [["heart_size", "borderline", 1]]
         return _pick(rng, [("The heart is enlarged.", [["heart_size", "cardiomegaly", 1]]),
                            (f"There is {_pick(rng, ['mild', 'moderate'])} cardiomegaly.",
-                            [["heart_size", "cardiomegaly", 1]]),
+                            [["unspecified", "cardiomegaly", 1]]),
                            ("Enlarged cardiac silhouette.", [["heart_size", "cardiomegaly", 1]])])  # fmt: skip
     if finding == "edema":
         if mention == "uncertain":
             return "Hazy perihilar opacities may reflect mild edema.", [["hilar_unspec", "opacity", 1]]
         return _pick(rng, [
             (f"There is {_pick(rng, ['mild', 'moderate'])} pulmonary edema.", [["pulmonary", "edema", 1]]),
-            ("Bilateral perihilar haziness consistent with interstitial edema.",
-             [["left_hilar", "edema", 1], ["right_hilar", "edema", 1]]),
+            ("Bilateral perihilar opacities consistent with interstitial edema.",
+             [["left_hilar", "opacity", 1], ["right_hilar", "opacity", 1], ["interstitium", "edema", 1]]),
             ("Findings consistent with moderate pulmonary edema.", [["pulmonary", "edema", 1]]),
         ])  # fmt: skip
     # atelectasis
@@ -492,7 +495,7 @@ _NEGATIONS = {
     "consolidation": [("No focal consolidation.", [["unspecified", "consolidation", 0]]),
                       ("There is no consolidation.", [["unspecified", "consolidation", 0]])],
     "nodule": [("No pulmonary nodules.", [["pulmonary", "nodule", 0]]),
-               ("No suspicious pulmonary nodule or mass.", [["pulmonary", "nodule", 0], ["pulmonary", "mass", 0]])],
+               ("No suspicious pulmonary nodule or mass.", [["pulmonary", "nodule", 0], ["unspecified", "mass", 0]])],
     "cardiomegaly": [("Heart size is normal.", [["heart_size", "cardiomegaly", 0], ["heart_size", "normal", 1]]),
                      ("No cardiomegaly.", [["unspecified", "cardiomegaly", 0]])],
     "edema": [("No pulmonary edema.", [["pulmonary", "edema", 0]]),
@@ -500,17 +503,30 @@ _NEGATIONS = {
     "atelectasis": [("No atelectasis.", [["unspecified", "atelectasis", 0]])],
 }  # fmt: skip
 
-_IMPRESSION = {
-    "effusion": lambda inst: "Bilateral pleural effusions." if len(inst) == 2 else f"{inst[0]['side'].capitalize()} "
-    "pleural effusion.",
-    "pneumothorax": lambda inst: f"{inst[0]['side'].capitalize()} apical pneumothorax.",
-    "consolidation": lambda inst: f"{_LOBES[inst[0]['lobe']][1].capitalize()} consolidation.",
-    "nodule": lambda inst: f"{inst[0]['side'].capitalize()} {inst[0]['zone']} lung nodule.",
-    "cardiomegaly": lambda inst: "Cardiomegaly.",
-    "edema": lambda inst: "Pulmonary edema.",
-    "atelectasis": lambda inst: "Bibasilar atelectasis." if len(inst) == 2 else f"{inst[0]['side'].capitalize()} "
-    "basilar atelectasis.",
-}
+def _impression(finding: str, instances: list[dict]) -> tuple[str, list[list]]:
+    """The impression line of a present finding and the triplets it states."""
+    first = instances[0]
+    sides = sorted({i.get("side") for i in instances if i.get("side")})
+    if finding == "effusion":
+        if len(sides) == 2:
+            return "Bilateral pleural effusions.", [["left_pleural", "effusion", 1], ["right_pleural", "effusion", 1]]
+        return f"{sides[0].capitalize()} pleural effusion.", [[f"{sides[0]}_pleural", "effusion", 1]]
+    if finding == "pneumothorax":
+        return f"{first['side'].capitalize()} apical pneumothorax.", [[f"{first['side']}_apical_lung", finding, 1]]
+    if finding == "consolidation":
+        return f"{_LOBES[first['lobe']][1].capitalize()} consolidation.", [[first["lobe"], finding, 1]]
+    if finding == "nodule":
+        return (f"{first['side'].capitalize()} {first['zone']} lung nodule.",
+                [[f"{first['side']}_{first['zone']}_lung", finding, 1]])  # fmt: skip
+    if finding == "cardiomegaly":
+        return "Cardiomegaly.", [["unspecified", finding, 1]]
+    if finding == "edema":
+        return "Pulmonary edema.", [["pulmonary", finding, 1]]
+    if len(sides) == 2:  # atelectasis
+        return "Bibasilar atelectasis.", [["lung_bases", finding, 1]]
+    return f"{sides[0].capitalize()} basilar atelectasis.", [[f"{sides[0]}_lower_lung", finding, 1]]
+
+
 _INDICATIONS = ["Shortness of breath.", "Cough and fever.", "Chest pain.", "Preoperative evaluation.",
                 "Follow-up.", "Dyspnea on exertion."]  # fmt: skip
 _LUNG_FINDINGS = ("pneumothorax", "consolidation", "nodule", "edema", "atelectasis")
@@ -536,7 +552,9 @@ def _write_report(case: _Case, rng: np.random.Generator) -> tuple[str, list[list
         triplets.append(["mediastinal", "normal", 1])
     stated = [f for f in FINDINGS if case.mentions[f] == "positive"]
     if stated:
-        impression = " ".join(_IMPRESSION[f](case.findings[f]) for f in _ORDER if f in stated)
+        lines = [_impression(f, case.findings[f]) for f in _ORDER if f in stated]
+        impression = " ".join(line for line, _ in lines)
+        triplets.extend(t for _, stated_triplets in lines for t in stated_triplets)
     else:
         impression = "No acute cardiopulmonary process."
         triplets.append(["cardiopulmonary", "process", 0])

@@ -1,0 +1,364 @@
+# Copyright (c) 2026 medslip-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Free-text chest X-ray reports to (anatomy, pathology, 1|0) triplets over the MeDSLIP vocabulary.
+
+A rule-based extractor in the spirit of NegEx/ConText, written for speed (thousands of reports per second on one
+core) and for the 51 x 75 matrix: sections -> sentences -> tokens matched against the lexicon -> context scopes
+(negation, uncertainty, "likely") closed by terminators -> each finding attached to the anatomy phrase before it,
+after a preposition, or as the subject of "is/are" -> rewrite rules -> triplets. See ``docs/report_extraction.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from medslip_monai.reports import lexicon as lx
+from medslip_monai.vocab import anatomy_index, pathology_index
+
+__all__ = ["Mention", "ReportExtractor", "extract_triplets", "split_sections", "split_sentences", "UNCERTAIN_POLICIES"]
+
+UNCERTAIN_POLICIES = ("ignore", "positive", "negative")
+
+#: Sections used when the report has a FINDINGS or IMPRESSION section.
+PREFERRED_SECTIONS = ("findings", "impression")
+#: Sections never read (they state why the study was done, not what it shows).
+SKIPPED_SECTIONS = ("indication", "indications", "history", "clinical history", "clinical information",
+                    "clinical indication", "reason for exam", "reason for examination", "reason for study",
+                    "comparison", "comparisons", "technique", "examination", "exam", "procedure", "notification",
+                    "recommendation", "recommendations", "addendum")  # fmt: skip
+_SECTION_ALIASES = {"finding": "findings", "findings and impression": "findings", "impressions": "impression",
+                    "conclusion": "impression", "conclusions": "impression", "opinion": "impression",
+                    "summary": "impression"}  # fmt: skip
+_HEADER = re.compile(r"(?:^|(?<=\n)|(?<=\.\s)|(?<=\s\s))\s*([A-Za-z][A-Za-z /&()-]{1,40}?)\s*:(?!\d)", re.M)
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:\d{1,2}[.)]|[-*\u2022])\s)")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_ENUMERATOR = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
+
+# kinds of matched items
+_FINDING, _ANAT, _MOD, _CONJ, _COP, _PREP, _TERM, _OTHER = "F", "A", "M", "C", "V", "P", "T", "O"
+_NEG_PRE, _NEG_POST, _UNC_PRE, _UNC_POST, _PROB_PRE, _PSEUDO = "n<", "n>", "u<", "u>", "p<", "x"
+_CUES = (_NEG_PRE, _NEG_POST, _UNC_PRE, _UNC_POST, _PROB_PRE)
+
+
+def _phrase_table() -> dict[str, list[tuple[tuple[str, ...], str, str]]]:
+    """First token -> [(tokens, kind, payload)], longest first; later tables win ties."""
+    entries: dict[tuple[str, ...], tuple[str, str]] = {}
+    for name, phrases in lx.FINDING_PHRASES.items():
+        for phrase in phrases:
+            entries[tuple(lx.tokenize(phrase))] = (_FINDING, name)
+    for kind, phrases in ((_NEG_PRE, lx.NEGATION_BEFORE), (_NEG_POST, lx.NEGATION_AFTER),
+                          (_UNC_PRE, lx.UNCERTAIN_BEFORE), (_UNC_POST, lx.UNCERTAIN_AFTER),
+                          (_PROB_PRE, lx.PROBABLE_BEFORE), (_PSEUDO, lx.PSEUDO_NEGATIONS),
+                          (_TERM, lx.TERMINATORS)):  # fmt: skip
+        for phrase in phrases:
+            tokens = tuple(lx.tokenize(phrase))
+            if tokens in entries and entries[tokens][0] == _FINDING:  # "borderline": a finding that also hedges
+                entries[tokens] = (_FINDING + kind, entries[tokens][1])
+            else:
+                entries[tokens] = (kind, phrase)
+    table: dict[str, list] = {}
+    for tokens, (kind, payload) in entries.items():
+        table.setdefault(tokens[0], []).append((tokens, kind, payload))
+    for options in table.values():
+        options.sort(key=lambda option: -len(option[0]))
+    return table
+
+
+_TABLE = _phrase_table()
+
+
+def _word_kind(word: str) -> str:
+    if word in lx.ANATOMY_WORDS:
+        return _ANAT
+    if word in ("and", "or", ",", "and/or", "/"):
+        return _CONJ
+    if word in lx.MODIFIERS:
+        return _MOD
+    if word in lx.COPULAS:
+        return _COP
+    if word in lx.PREPOSITIONS:
+        return _PREP
+    return _OTHER
+
+
+@dataclass
+class _Item:
+    kind: str
+    start: int  # first token
+    end: int  # one past the last token
+    payload: str
+
+
+@dataclass
+class Mention:
+    """One finding mention: its pathology, the anatomies it is located at, and its status."""
+
+    pathology: str
+    anatomies: list[str]
+    status: str  # "present", "absent", "uncertain"
+    sentence: str = field(default="", repr=False)
+
+
+def split_sections(text: str) -> dict[str, str]:
+    """``{"findings": ..., "impression": ..., ...}`` from ``HEADER:`` labels; text before any header is ``""``."""
+    sections: dict[str, str] = {}
+    matches = [m for m in _HEADER.finditer(text) if m.group(1).strip().upper() == m.group(1).strip()
+               or m.group(1).strip().lower() in PREFERRED_SECTIONS + SKIPPED_SECTIONS]  # fmt: skip
+    starts = [0] + [m.end() for m in matches]
+    names = [""] + [" ".join(m.group(1).lower().split()) for m in matches]
+    ends = [m.start() for m in matches] + [len(text)]
+    for name, start, end in zip(names, starts, ends):
+        name = _SECTION_ALIASES.get(name, name)
+        body = text[start:end].strip()
+        if name in SKIPPED_SECTIONS:  # "INDICATION: ...\n\nunlabelled findings": the paragraph break ends it
+            body, *rest = _PARAGRAPH_BREAK.split(body, maxsplit=1)
+            if rest and rest[0].strip():
+                sections[""] = f"{sections['']}\n{rest[0].strip()}" if "" in sections else rest[0].strip()
+        if body:
+            sections[name] = f"{sections[name]}\n{body}" if name in sections else body
+    return sections
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a section; list numbering ("1.", "-") is dropped."""
+    sentences = (_ENUMERATOR.sub("", s).strip() for s in _SENTENCE_BREAK.split(text))
+    return [s for s in sentences if s]
+
+
+def _scan(tokens: list[str]) -> list[_Item]:
+    items, i = [], 0
+    while i < len(tokens):
+        for phrase, kind, payload in _TABLE.get(tokens[i], ()):
+            if tuple(tokens[i : i + len(phrase)]) == phrase:
+                items.append(_Item(kind, i, i + len(phrase), payload))
+                i += len(phrase)
+                break
+        else:
+            items.append(_Item(_word_kind(tokens[i]), i, i + 1, tokens[i]))
+            i += 1
+    return items
+
+
+class ReportExtractor:
+    """Callable turning report text into triplets ``[(anatomy, pathology, 1|0), ...]`` (vocabulary order).
+
+    Args:
+        uncertain: what an uncertain mention ("possible effusion", "cannot exclude pneumonia") becomes:
+            ``"ignore"`` (left unmentioned, -1 in the matrix; the default, as RadGraph's ``OBS-U`` is in the
+            official matrices), ``"positive"`` (1) or ``"negative"`` (0).
+        likely_is_positive: mentions hedged only by "likely"/"probable" count as present (True, the default) or
+            as uncertain.
+        sections: sections to read when the report has any of them; otherwise every section but the skipped ones
+            (indication, history, comparison, technique, ...) is read.
+    """
+
+    def __init__(self, uncertain: str = "ignore", likely_is_positive: bool = True,
+                 sections: tuple[str, ...] = PREFERRED_SECTIONS) -> None:  # fmt: skip
+        if uncertain not in UNCERTAIN_POLICIES:
+            raise ValueError(f"uncertain={uncertain!r}; expected one of {UNCERTAIN_POLICIES}")
+        self.uncertain = uncertain
+        self.likely_is_positive = likely_is_positive
+        self.sections = tuple(sections)
+
+    # ------------------------------------------------------------------------------------------- public API
+    def __call__(self, text: str) -> list[tuple[str, str, int]]:
+        values: dict[tuple[str, str], int] = {}
+        for mention in self.mentions(text):
+            value = {"present": 1, "absent": 0}.get(mention.status)
+            if value is None:
+                if self.uncertain == "ignore":
+                    continue
+                value = 1 if self.uncertain == "positive" else 0
+            for anatomy in mention.anatomies:
+                key = (anatomy, mention.pathology)
+                values[key] = max(values.get(key, 0), value)
+        order = sorted(values, key=lambda k: (anatomy_index(k[0]), pathology_index(k[1])))
+        return [(a, p, values[(a, p)]) for a, p in order]
+
+    def mentions(self, text: str) -> list[Mention]:
+        """Every finding mention of the report's selected sections."""
+        if not isinstance(text, str):
+            raise TypeError(f"report text must be a string, got {type(text).__name__}")
+        found: list[Mention] = []
+        for sentence in self.sentences(text):
+            found.extend(self.sentence_mentions(sentence))
+        return found
+
+    def sentences(self, text: str) -> list[str]:
+        """The sentences read from the report (selected sections, in order)."""
+        sections = split_sections(text)
+        if self.sections and self.sections[0] in sections:
+            chosen = [body for name, body in sections.items() if name in self.sections]
+        else:  # no FINDINGS section: read everything but the indication, history, comparison, ...
+            chosen = [body for name, body in sections.items() if name not in SKIPPED_SECTIONS]
+        return [s for body in chosen for s in split_sentences(body)]
+
+    def sentence_mentions(self, sentence: str) -> list[Mention]:
+        """Finding mentions of one sentence."""
+        tokens = lx.tokenize(sentence)
+        items = _scan(tokens)
+        mentions: list[Mention] = []
+        segment: list[_Item] = []
+        for item in items + [_Item(_TERM, len(tokens), len(tokens), "")]:
+            if item.kind == _TERM:
+                mentions.extend(self._segment_mentions(segment, tokens, sentence))
+                segment = []
+            else:
+                segment.append(item)
+        return mentions
+
+    # ------------------------------------------------------------------------------------------ internals
+    def _segment_mentions(self, items: list[_Item], tokens: list[str], sentence: str) -> list[Mention]:
+        findings = [i for i, it in enumerate(items) if it.kind.startswith(_FINDING)]
+        if not findings:
+            return []
+        cues = self._cues(items, findings)
+        located = self._places(items, findings, tokens)
+        mentions = []
+        for f in findings:
+            nxt = f + 1
+            while nxt < len(items) and items[nxt].kind == _MOD:
+                nxt += 1
+            word = " ".join(tokens[items[f].start : items[f].end])
+            if word in lx.ADJECTIVAL_FINDINGS and nxt < len(items) and items[nxt].kind.startswith(_FINDING):
+                continue  # "stable cardiomegaly": a status word modifying the next finding is not a finding
+            anatomies, pathology, status = located[f], items[f].payload, self._status(cues[f])
+            if pathology == "enlarge" and "heart_size" in anatomies:
+                pathology = "cardiomegaly"
+            elif pathology == "fluid" and any("pleural" in a or "costophrenic" in a for a in anatomies):
+                pathology = "effusion"
+            mentions.append(Mention(pathology, anatomies or ["unspecified"], status, sentence))
+            if pathology in ("normal", "unremarkable") and status == "present" and "heart_size" in anatomies:
+                mentions.append(Mention("cardiomegaly", ["heart_size"], "absent", sentence))  # "heart size is normal"
+        return mentions
+
+    @staticmethod
+    def _cues(items: list[_Item], findings: list[int]) -> dict[int, list[str]]:
+        """Context cues reaching each finding, in the order they open."""
+        cues: dict[int, list[str]] = {f: [] for f in findings}
+        open_cues: list[str] = []
+        seen_finding = False
+        for i, item in enumerate(items):  # forward scopes: cue ... finding, closed by a copula after a finding
+            if item.kind in (_NEG_PRE, _UNC_PRE, _PROB_PRE):
+                open_cues.append(item.kind)
+                seen_finding = False
+            elif item.kind == _COP and seen_finding:
+                open_cues, seen_finding = [], False
+            elif item.kind.startswith(_FINDING):
+                cues[i].extend(open_cues)
+                seen_finding = True
+                if len(item.kind) > 1:  # "borderline enlarged": a finding that also hedges what follows
+                    open_cues.append(item.kind[1:])
+        for c, item in enumerate(items):
+            earlier = [f for f in findings if f < c]
+            if item.payload in ("versus", "vs") and earlier:  # "atelectasis versus pneumonia": both are uncertain
+                cues[earlier[-1]].append(_UNC_POST)
+            if item.kind not in (_NEG_POST, _UNC_POST):
+                continue
+            passed_finding = False  # backward scopes: finding ... cue, back to a copula before a finding
+            for i in range(c - 1, -1, -1):
+                kind = items[i].kind
+                if kind in _CUES or (kind == _COP and passed_finding):
+                    break
+                if kind.startswith(_FINDING):
+                    cues[i].append(item.kind)
+                    passed_finding = True
+        return cues
+
+    def _places(self, items: list[_Item], findings: list[int], tokens: list[str]) -> dict[int, list[str]]:
+        """Anatomies of each finding, shared between coordinated findings where a predicate or phrase places both."""
+        located: dict[int, list[str]] = {}
+        shareable: dict[int, bool] = {}  # placed by a predicate or a following phrase, not by a pre-modifier
+        for f in findings:
+            located[f], shareable[f] = self._anatomy(items, f, findings, located, tokens)
+        pairs = list(zip(findings, findings[1:]))
+        for a, b in pairs:  # "the aorta is tortuous and calcified"
+            between = {items[i].kind for i in range(a + 1, b)}
+            if not located[b] and shareable[a] and _CONJ in between and between <= {_CONJ, _MOD}:
+                located[b] = located[a]
+        for a, b in reversed(pairs):
+            between = {items[i].kind for i in range(a + 1, b)}
+            adjective = between <= {_MOD}  # "nodular opacity in the left lung"
+            coordinated = shareable[b] and _CONJ in between and between <= {_CONJ, _MOD}  # "atelectasis/pneumonia at"
+            if not located[a] and (adjective or coordinated):
+                located[a] = located[b]
+        return located
+
+    def _status(self, cues: list[str]) -> str:
+        negated_first = bool(cues) and cues[0] == _NEG_PRE  # "no suspicious nodule" is a negation
+        if (_UNC_PRE in cues and not negated_first) or _UNC_POST in cues:
+            return "uncertain"
+        if _NEG_PRE in cues or _NEG_POST in cues:
+            return "absent"
+        if _PROB_PRE in cues and not self.likely_is_positive:
+            return "uncertain"
+        return "present"
+
+    @staticmethod
+    def _run(items: list[_Item], start: int, step: int) -> list[str]:
+        """Anatomy, modifier and conjunction words from ``start`` walking by ``step``, in reading order."""
+        words, i = [], start
+        while 0 <= i < len(items) and items[i].kind in (_ANAT, _MOD, _CONJ):
+            words.append(items[i].payload)
+            i += step
+        words = words[::-1] if step < 0 else words
+        while words and words[0] in ("and", "or", ",", "and/or", "/"):
+            words.pop(0)
+        return words
+
+    def _anatomy(self, items, f, findings, located, tokens) -> tuple[list[str], bool]:
+        """The anatomies of finding ``f`` and whether they came from a predicate or following phrase."""
+        default = "pleural" if items[f].payload in ("effusion", "fluid") else "lung"
+        before = self._run(items, f - 1, -1)  # "left lower lobe [airspace] consolidation"
+        words = list(before)
+        i = f + 1
+        while i < len(items) and items[i].kind == _MOD and items[i].payload in ("the", "a", "an"):
+            i += 1
+        if i < len(items) and items[i].kind == _ANAT:  # "enlarged cardiac silhouette"
+            words += ["and"] + self._run(items, i, 1)
+        else:  # "consolidation [is seen] in the right middle lobe"
+            for j in range(f + 1, min(len(items), f + 8)):
+                kind = items[j].kind
+                if kind.startswith(_FINDING) or kind in _CUES:
+                    break
+                if kind == _PREP:
+                    k = j + 1
+                    while k < len(items) and items[k].kind == _PREP:
+                        k += 1
+                    words += ["and"] + self._run(items, k, 1)
+                    break
+        j = f - 1  # "the heart [size] is [not] [mildly] enlarged"
+        while j >= 0 and items[j].kind in (_MOD, _NEG_PRE, _UNC_PRE, _PROB_PRE):
+            j -= 1
+        if j >= 0 and items[j].kind == _COP:
+            words += ["and"] + self._run(items, j - 1, -1)
+        anatomies = lx.resolve_anatomy(words, default)
+        if anatomies:
+            return anatomies, bool(lx.resolve_anatomy(words[len(before) :], default))
+        earlier = [p for p in findings if p < f and located.get(p)]
+        if earlier:  # "blunting of the left costophrenic angle consistent with effusion"
+            p = earlier[-1]
+            if lx.LINK_WORDS.intersection(tokens[items[p].end : items[f].start]):
+                return list(located[p]), False
+        return [], False
+
+
+@lru_cache(maxsize=8)
+def _extractor(uncertain: str, likely_is_positive: bool, sections: tuple[str, ...]) -> ReportExtractor:
+    return ReportExtractor(uncertain, likely_is_positive, sections)
+
+
+def extract_triplets(text: str, uncertain: str = "ignore", likely_is_positive: bool = True,
+                     sections: tuple[str, ...] = PREFERRED_SECTIONS) -> list[tuple[str, str, int]]:  # fmt: skip
+    """Report text -> ``[(anatomy, pathology, 1|0), ...]``; see ``ReportExtractor`` for the options."""
+    return _extractor(uncertain, likely_is_positive, tuple(sections))(text)

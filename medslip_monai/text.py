@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -161,9 +161,20 @@ def entity_books(
     pooling: str = "auto",
     max_length: int = 128,
     cache_dir: str | os.PathLike | None = None,
+    pathology_texts: Mapping[str, str] | None = None,
+    anatomy_texts: Mapping[str, str] | None = None,
 ) -> EntityBooks:
-    """Embed both entity books (our descriptions and prompts, official order) with one encoder."""
-    texts = list(PATHOLOGY_DESCRIPTIONS.values()) + list(ANATOMY_PROMPTS.values())
+    """Embed both entity books (official order) with one encoder.
+
+    ``pathology_texts``/``anatomy_texts`` (entity name -> text, every entity) replace our descriptions and prompts,
+    e.g. with the texts an imported checkpoint was trained with.
+    """
+    texts = []
+    for given, ours in ((pathology_texts, PATHOLOGY_DESCRIPTIONS), (anatomy_texts, ANATOMY_PROMPTS)):
+        if given is not None and set(given) != set(ours):
+            missing, extra = sorted(set(ours) - set(given)), sorted(set(given) - set(ours))
+            raise ValueError(f"entity texts must name every entity: missing {missing[:10]}, unknown {extra[:10]}")
+        texts += [(given or ours)[name] for name in ours]
     embeddings = embed_texts(texts, model=model, pooling=pooling, max_length=max_length, cache_dir=cache_dir)
     n = len(PATHOLOGY_DESCRIPTIONS)
     return EntityBooks(pathology=embeddings[:n].clone(), anatomy=embeddings[n:].clone())

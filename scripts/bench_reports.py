@@ -12,7 +12,8 @@
 
 Prints, from one run: extraction reports/s (median of ``--repeats`` passes) over the 3,955 real IU reports and the
 1,000 radlabels reports; the wall time of the datalist command over the IU archive (reading, extraction, writing,
-interpreter start included); and the quality tables of ``docs/report_extraction.md``.
+interpreter start included); and the quality tables of ``docs/report_extraction.md`` (IU gold sentences, IU MeSH
+headings, radlabels).
 
     python scripts/bench_reports.py [--repeats 5] [--json out.json]
 """
@@ -33,7 +34,13 @@ from pathlib import Path
 from medslip_monai.assets import fetch_wheel
 from medslip_monai.reports import ReportExtractor
 from medslip_monai.reports.corpora import Problem, read_iu
-from medslip_monai.reports.quality import evaluate_iu_gold, evaluate_radlabels, markdown_table, radlabels_cases
+from medslip_monai.reports.quality import (
+    evaluate_iu_gold,
+    evaluate_iu_mesh,
+    evaluate_radlabels,
+    markdown_table,
+    radlabels_cases,
+)
 
 GOLD = Path(__file__).resolve().parents[1] / "tests" / "data" / "iu_gold.json"
 
@@ -81,6 +88,10 @@ def main() -> None:
         results[f"iu_gold_{batch}"] = {k: v for k, v in result.items() if k != "per_finding"}
         print(f"\nIU gold, {batch} batch ({result['sentences']} sentences), triplet precision "
               f"{result['triplet_precision']:.3f} recall {result['triplet_recall']:.3f}\n{markdown_table(result)}")
+    mesh = evaluate_iu_mesh(txv)
+    results["iu_mesh"] = {k: v for k, v in mesh.items() if k != "per_finding"}
+    print(f"\nIU MeSH major headings as weak labels ({mesh['reports']} reports; MeSH states no negations)\n"
+          f"{markdown_table(mesh)}")
     for policy in ("positive", "ignore"):
         result = evaluate_radlabels(radlabels, ReportExtractor(uncertain=policy))
         results[f"radlabels_uncertain_{policy}"] = {k: v for k, v in result.items() if k != "per_finding"}

@@ -24,7 +24,7 @@ import pytest
 
 from medslip_monai.assets import fetch_wheel
 from medslip_monai.reports import ReportExtractor
-from medslip_monai.reports.quality import evaluate_iu_gold, evaluate_radlabels, markdown_table
+from medslip_monai.reports.quality import evaluate_iu_gold, evaluate_iu_mesh, evaluate_radlabels, markdown_table
 
 GOLD = json.loads((Path(__file__).parent / "data" / "iu_gold.json").read_text())
 MIN_MACRO_F1 = 0.85
@@ -44,6 +44,13 @@ def test_iu_gold_sentences(torchxrayvision_wheel):
     assert result["macro_f1"] >= MIN_MACRO_F1
     assert result["negation_accuracy"] >= MIN_NEGATION_ACCURACY
     assert result["triplet_precision"] >= 0.85 and result["triplet_recall"] >= 0.85
+
+
+def test_iu_mesh_headings(torchxrayvision_wheel):
+    """All 3,927 IU reports with text against their MeSH major headings (weak labels of present findings)."""
+    result = evaluate_iu_mesh(torchxrayvision_wheel)
+    print(markdown_table(result))
+    assert result["reports"] > 3900 and result["macro_f1"] >= MIN_MACRO_F1
 
 
 def test_radlabels_reports():

@@ -35,7 +35,8 @@ from tqdm import tqdm
 
 from medslip_monai.reports.extract import ReportExtractor
 
-__all__ = ["Study", "Problem", "read_csv", "read_iu", "read_mimic", "build_pretraining_datalist", "SPLITS"]
+__all__ = ["Study", "Problem", "read_csv", "read_iu", "parse_iu_xml", "read_mimic", "build_pretraining_datalist",
+           "SPLITS"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,16 @@ def _iu_documents(reports: Path) -> Iterator[tuple[str, bytes | None, str | None
                     yield name, None, f"cannot read ({e})"
 
 
+def parse_iu_xml(content: bytes) -> tuple[str, list[str], list[str], str]:
+    """One IU/OpenI XML report -> (``"LABEL: text"`` lines, image ids, MeSH major headings, report id)."""
+    root = ElementTree.fromstring(content)
+    sections = [(node.get("Label") or "", (node.text or "").strip()) for node in root.iter("AbstractText")]
+    report = "\n".join(f"{label.upper()}: {text}" for label, text in sections if text)
+    ids = [node.get("id") for node in root.iter("parentImage") if node.get("id")]
+    mesh = [(node.text or "").strip() for node in root.iter("major")]
+    return report, ids, mesh, next((node.get("id") for node in root.iter("IUXRId")), "")
+
+
 def read_iu(reports: str | os.PathLike, images: str | os.PathLike, image_suffix: str = ".png"
             ) -> Iterator[Study | Problem]:  # fmt: skip
     """IU/OpenI reports (``ecgen-radiology/*.xml`` as a folder or ``NLMCXR_reports.tgz``); each ``parentImage`` id
@@ -155,19 +166,15 @@ def read_iu(reports: str | os.PathLike, images: str | os.PathLike, image_suffix:
             yield Problem(name, error)
             continue
         try:
-            root = ElementTree.fromstring(content)
+            report, ids, mesh, patient = parse_iu_xml(content)
         except ElementTree.ParseError as e:
             yield Problem(name, f"invalid XML ({e})")
             continue
-        sections = [(node.get("Label") or "", (node.text or "").strip()) for node in root.iter("AbstractText")]
-        report = "\n".join(f"{label.upper()}: {text}" for label, text in sections if text)
-        ids = [node.get("id") for node in root.iter("parentImage") if node.get("id")]
         if not ids:
             yield Problem(name, "report has no images (no parentImage)")
             continue
-        mesh = [(node.text or "").strip() for node in root.iter("major")]
-        patient = next((node.get("id") for node in root.iter("IUXRId")), name)
-        yield Study(name, [str(images / f"{i}{image_suffix}") for i in ids], report, patient, extra={"mesh": mesh})
+        images_of_report = [str(images / f"{i}{image_suffix}") for i in ids]
+        yield Study(name, images_of_report, report, patient or name, extra={"mesh": mesh})
 
 
 # ------------------------------------------------------------------------------------------------- MIMIC-CXR

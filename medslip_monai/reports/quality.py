@@ -31,10 +31,11 @@ import zipfile
 from collections import defaultdict
 from typing import Callable, Iterable, Mapping
 
+from medslip_monai.reports.corpora import parse_iu_xml
 from medslip_monai.reports.extract import ReportExtractor, split_sentences
 
 __all__ = ["RADLABELS_TO_VOCAB", "finding_status", "score", "radlabels_cases", "iu_sections", "iu_gold_cases",
-           "evaluate_radlabels", "evaluate_iu_gold", "markdown_table"]
+           "evaluate_radlabels", "evaluate_iu_gold", "evaluate_iu_mesh", "MESH_TO_VOCAB", "markdown_table"]
 
 #: Our finding (or "a|b" for either) <- the radlabels labels that mean it. Left out: labels whose definition mixes
 #: findings we keep apart (``pulmonary_congestion_...`` lists "pulmonary edema" as an alias, ``air_space_opacity``
@@ -156,6 +157,51 @@ def iu_sections(wheel: str | os.PathLike) -> dict[str, dict[str, str]]:
                 (node.get("Label") or "").lower(): (node.text or "").strip() for node in root.iter("AbstractText")
             }
     return reports
+
+
+#: Our finding <- the IU MeSH major headings that mean it (first part of "Heading/place/degree").
+MESH_TO_VOCAB: dict[str, tuple[str, ...]] = {
+    "effusion": ("Pleural Effusion",),
+    "pneumothorax": ("Pneumothorax",),
+    "atelectasis": ("Pulmonary Atelectasis",),
+    "cardiomegaly": ("Cardiomegaly",),
+    "edema": ("Pulmonary Edema",),
+    "consolidation": ("Consolidation",),
+    "pneumonia": ("Pneumonia",),
+    "emphysema": ("Emphysema", "Pulmonary Emphysema"),
+    "opacity": ("Opacity",),
+    "nodule": ("Nodule",),
+    "mass": ("Mass",),
+    "infiltrate": ("Infiltrate",),
+    "fracture": ("Fractures, Bone",),
+    "hernia": ("Hernia, Hiatal",),
+    "calcification": ("Calcinosis", "Calcified Granuloma"),
+    "scar": ("Cicatrix",),
+}
+
+
+def evaluate_iu_mesh(wheel: str | os.PathLike, extractor: ReportExtractor | None = None) -> dict:
+    """Report-level agreement with the MeSH major headings of every IU report with text: a heading is a weak
+    "present" label, its absence a weak "not present" (MeSH has no negations, so only F1 is meaningful)."""
+    extractor = extractor or ReportExtractor()
+    with zipfile.ZipFile(wheel) as archive:
+        data = archive.read("torchxrayvision/data/NLMCXR_reports.tgz")
+    pairs = []
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for member in tar:
+            if not member.name.endswith(".xml"):
+                continue
+            report, _, mesh, _ = parse_iu_xml(tar.extractfile(member).read())
+            if not report:
+                continue
+            headings = {m.split("/")[0].strip() for m in mesh}
+            mentions = extractor.mentions(report)
+            for finding, names in MESH_TO_VOCAB.items():
+                gold = "present" if headings.intersection(names) else None
+                pairs.append((finding, gold, finding_status(mentions, finding, extractor.uncertain)))
+    result = score(pairs)
+    result["reports"] = len(pairs) // len(MESH_TO_VOCAB)
+    return result
 
 
 def sentence_sha1(sentence: str) -> str:

@@ -1,0 +1,161 @@
+# Copyright (c) 2026 medslip-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Official MeDSLIP checkpoints (``{"model": state_dict}`` with torchvision-style ResNet keys, possibly
+``module.``-prefixed) to and from our ``MeDSLIP`` network, strict by default.
+
+The official release loads its weights with ``strict=False`` in several scripts, so a renamed layer silently stays
+random. Here every key must be mapped and every parameter of the network filled, unless the caller names the keys
+to ignore; the report lists what was missing and unexpected. The entity books are not part of the official
+checkpoint (the official model re-embeds its texts at construction): they come from the network being loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+
+__all__ = ["official_to_medslip", "medslip_to_official", "load_official_checkpoint", "ImportReport"]
+
+#: official name prefix -> ours; the first match wins (torchvision ResNet children 0, 1, 4, 5, 6 = conv1, bn1,
+#: layer1, layer2, layer3; 2 and 3 are ReLU and max-pool, which have no weights).
+_PREFIXES = (
+    ("res_features.0.", "trunk.conv1."),
+    ("res_features.1.", "trunk.bn1."),
+    ("res_features.4.", "trunk.layer1."),
+    ("res_features.5.", "trunk.layer2."),
+    ("res_features.6.", "trunk.layer3."),
+    ("mask_generator.", "mask_generator."),
+    ("res_l1_pathology.", "pathology_projection.0."),
+    ("res_l2_pathology.", "pathology_projection.2."),
+    ("res_l1_anatomy.", "anatomy_projection.0."),
+    ("res_l2_anatomy.", "anatomy_projection.2."),
+    ("pathology_embedding_layer.", "query_embedding."),
+    ("disease_embedding_layer.", "query_embedding."),  # the name used by the official grounding script
+    ("classifier_pathology.", "pathology_classifier."),
+    ("classifier_anatomy.", "anatomy_classifier."),
+    ("cl_fc_pathology.", "pathology_protocl."),
+    ("cl_fc_anatomy.", "anatomy_protocl."),
+    ("decoder_pathology.", "pathology_decoder."),
+    ("decoder_anatomy.", "anatomy_decoder."),
+)
+#: inside a decoder layer: official -> ours
+_DECODER_PARTS = (("multihead_attn.", "cross_attn."), ("linear1.", "feed_forward.0."), ("linear2.", "feed_forward.3."))
+#: buffers of ours that the official checkpoint does not hold
+_OWN_BUFFERS = ("pathology_book", "anatomy_book")
+
+
+def _rename(key: str, prefixes, parts) -> str | None:
+    for old, new in prefixes:
+        if key.startswith(old):
+            rest = key[len(old) :]
+            if "decoder" in old and rest.startswith("layers."):
+                index, _, inner = rest[len("layers.") :].partition(".")
+                for part_old, part_new in parts:
+                    if inner.startswith(part_old):
+                        inner = part_new + inner[len(part_old) :]
+                        break
+                rest = f"layers.{index}.{inner}"
+            return new + rest
+    return None
+
+
+def official_to_medslip(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename an official state dict to our names; returns (renamed, official keys that have no counterpart)."""
+    renamed, unknown = {}, []
+    for key, value in state_dict.items():
+        bare = key[len("module.") :] if key.startswith("module.") else key
+        new = _rename(bare, _PREFIXES, _DECODER_PARTS)
+        if new is None:
+            unknown.append(key)
+        else:
+            renamed[new] = value
+    return renamed, unknown
+
+
+def medslip_to_official(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our state dict in the official layout (for the official scripts); the entity books are left out."""
+    prefixes = tuple((new, old) for old, new in _PREFIXES if old != "disease_embedding_layer.")
+    parts = tuple((new, old) for old, new in _DECODER_PARTS)
+    result = {}
+    for key, value in state_dict.items():
+        if key in _OWN_BUFFERS:
+            continue
+        new = _rename(key, prefixes, parts)
+        if new is None:
+            raise KeyError(f"{key!r} has no counterpart in the official layout")
+        result[new] = value
+    return result
+
+
+@dataclass
+class ImportReport:
+    """What an import filled and what did not fit."""
+
+    loaded: int
+    missing: list[str] = field(default_factory=list)  # ours, left as they were
+    unexpected: list[str] = field(default_factory=list)  # the checkpoint's, not used
+    ignored: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"loaded {self.loaded} tensors"]
+        for name, keys in (("missing", self.missing), ("unexpected", self.unexpected), ("ignored", self.ignored)):
+            lines.append(f"{name} ({len(keys)}): {', '.join(keys) if keys else '-'}")
+        return "\n".join(lines)
+
+
+def _state_dict_of(checkpoint: object, source: str) -> Mapping[str, torch.Tensor]:
+    if isinstance(checkpoint, Mapping) and "model" in checkpoint and isinstance(checkpoint["model"], Mapping):
+        checkpoint = checkpoint["model"]
+    if not isinstance(checkpoint, Mapping) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise ValueError(f"{source}: expected a state dict or {{'model': state_dict}} of tensors")
+    return checkpoint
+
+
+def load_official_checkpoint(
+    path: str | os.PathLike,
+    network: nn.Module,
+    strict: bool = True,
+    ignore: Iterable[str] = (),
+) -> ImportReport:
+    """Load an official MeDSLIP checkpoint into ``network`` (a ``MeDSLIP`` built with the books to use).
+
+    The file is read with ``torch.load(weights_only=True)``: pickled code is refused. With ``strict`` (default),
+    any network parameter the checkpoint does not fill, any checkpoint key without a counterpart and any shape
+    mismatch raises ``ValueError`` listing them; keys named in ``ignore`` (official or our names) are exempt.
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - report the file and reason whatever pickle raises
+        raise ValueError(f"{path}: not a loadable weights-only checkpoint ({type(e).__name__}: {e})") from None
+    renamed, unknown = official_to_medslip(_state_dict_of(checkpoint, str(path)))
+    ignore = set(ignore)
+    own = network.state_dict()
+    shape_errors = [
+        f"{k}: checkpoint {tuple(v.shape)} vs network {tuple(own[k].shape)}"
+        for k, v in renamed.items()
+        if k in own and v.shape != own[k].shape and k not in ignore
+    ]
+    unexpected = [k for k in unknown if k not in ignore] + [k for k in renamed if k not in own and k not in ignore]
+    missing = [k for k in own if k not in renamed and k not in _OWN_BUFFERS and k not in ignore]
+    ignored = sorted(k for k in ignore if k in renamed or k in unknown or k in own)
+    if strict and (shape_errors or unexpected or missing):
+        problems = [f"shape mismatch: {e}" for e in shape_errors]
+        problems += [f"unexpected: {k}" for k in unexpected] + [f"missing: {k}" for k in missing]
+        shown = "\n  ".join(problems[:40]) + ("\n  ..." if len(problems) > 40 else "")
+        raise ValueError(f"{path} does not fit the network ({len(problems)} problem(s)); pass ignore=[...] for "
+                         f"keys to skip or strict=False:\n  {shown}")  # fmt: skip
+    usable = {k: v for k, v in renamed.items() if k in own and v.shape == own[k].shape and k not in ignore}
+    network.load_state_dict(usable, strict=False)
+    return ImportReport(len(usable), missing, unexpected + [e.split(":")[0] for e in shape_errors], ignored)

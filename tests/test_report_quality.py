@@ -78,3 +78,11 @@ def test_datalist_command_reads_all_iu_reports(torchxrayvision_wheel, tmp_path):
     assert all(".xml: " in line for line in warnings)  # each problem names its file and reason
     datalist = json.loads((tmp_path / "iu.json").read_text())
     assert sum(len(v) for v in datalist.values()) > 7000 and all(datalist[s] for s in ("validation", "test"))
+
+    with zipfile.ZipFile(torchxrayvision_wheel) as archive:  # the real DICOM header table: frontal images only
+        (tmp_path / "meta.csv.gz").write_bytes(archive.read("torchxrayvision/data/nlmcxr_dicom_metadata.csv.gz"))
+    command[command.index("--out") + 1] = str(tmp_path / "frontal.json")
+    command += ["--metadata-csv", str(tmp_path / "meta.csv.gz")]
+    frontal = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout)
+    print(frontal)
+    assert 3000 < sum(frontal["images"].values()) < sum(len(v) for v in datalist.values())

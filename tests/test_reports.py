@@ -208,10 +208,15 @@ def test_iu_reader_takes_a_tgz_of_xml_reports(tmp_path):
     records = list(read_iu(archive, tmp_path / "png"))
     studies = [r for r in records if not isinstance(r, Problem)]
     problems = [r for r in records if isinstance(r, Problem)]
-    assert len(studies) == 1 and studies[0].images[0].endswith("CXR7_IM-1-1001.png")
+    assert len(studies) == 1 and [p.rsplit("/", 1)[1] for p in studies[0].images] == ["CXR7_IM-1-1001.png",
+                                                                                      "CXR7_IM-1-2001.png"]
     assert studies[0].extra["mesh"] == ["Cardiomegaly/mild"]
     assert len(problems) == 1 and "8.xml" in problems[0].source and "invalid XML" in problems[0].reason
     assert ("unspecified", "cardiomegaly", 1) in extract_triplets(studies[0].report)
+    (tmp_path / "meta.csv").write_text("imageid,View Position\nCXR7_IM-1-1001,PA\nCXR7_IM-1-2001,LL\n")
+    frontal = [r for r in read_iu(archive, tmp_path / "png", metadata_csv=tmp_path / "meta.csv")
+               if not isinstance(r, Problem)]  # fmt: skip
+    assert [p.rsplit("/", 1)[1] for p in frontal[0].images] == ["CXR7_IM-1-1001.png"]
 
 
 def test_mimic_reader_uses_the_official_split_and_views(tmp_path):

@@ -11,7 +11,8 @@
 """Command line: build pre-training datalists from report corpora, or extract triplets from one report.
 
     python -m medslip_monai.reports csv   --csv studies.csv --out datalist.json
-    python -m medslip_monai.reports iu    --reports NLMCXR_reports.tgz --images NLMCXR_png --out iu.json
+    python -m medslip_monai.reports iu    --reports NLMCXR_reports.tgz --images NLMCXR_png \\
+        --metadata-csv nlmcxr_dicom_metadata.csv.gz --out iu.json
     python -m medslip_monai.reports mimic --images mimic-cxr-jpg/2.0.0 --reports mimic-cxr-reports \\
         --split-csv mimic-cxr-2.0.0-split.csv.gz --metadata-csv mimic-cxr-2.0.0-metadata.csv.gz --out mimic.json
     python -m medslip_monai.reports extract "No pneumothorax. Small left pleural effusion."
@@ -55,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", required=True)
     p.add_argument("--images", required=True)
     p.add_argument("--image-suffix", default=".png")
+    p.add_argument("--metadata-csv", default=None, help="DICOM header table (imageid, View Position)")
+    p.add_argument("--views", nargs="*", default=["PA", "AP"], help="View Position values kept (with metadata)")
 
     p = sub.add_parser("mimic", parents=[common], help="a MIMIC-CXR(-JPG) folder tree with its reports")
     p.add_argument("--images", required=True, help="folder holding files/pXX/pSUBJECT/sSTUDY/*.jpg")
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         studies = read_csv(args.csv, args.image_column, args.report_column, args.split_column, args.patient_column,
                            args.image_root)  # fmt: skip
     elif args.command == "iu":
-        studies = read_iu(args.reports, args.images, args.image_suffix)
+        studies = read_iu(args.reports, args.images, args.image_suffix, args.metadata_csv, args.views)
     else:
         radgraph = load_radgraph(args.radgraph, args.uncertain) if args.radgraph else None
         studies = read_mimic(args.images, args.reports, args.split_csv, args.metadata_csv, args.views, radgraph)

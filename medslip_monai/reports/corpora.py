@@ -156,11 +156,16 @@ def parse_iu_xml(content: bytes) -> tuple[str, list[str], list[str], str]:
     return report, ids, mesh, next((node.get("id") for node in root.iter("IUXRId")), "")
 
 
-def read_iu(reports: str | os.PathLike, images: str | os.PathLike, image_suffix: str = ".png"
+def read_iu(reports: str | os.PathLike, images: str | os.PathLike, image_suffix: str = ".png",
+            metadata_csv: str | os.PathLike | None = None, views: Sequence[str] | None = ("PA", "AP"),
             ) -> Iterator[Study | Problem]:  # fmt: skip
     """IU/OpenI reports (``ecgen-radiology/*.xml`` as a folder or ``NLMCXR_reports.tgz``); each ``parentImage`` id
-    names ``<images>/<id><image_suffix>`` (``NLMCXR_png`` layout)."""
+    names ``<images>/<id><image_suffix>`` (``NLMCXR_png`` layout). ``metadata_csv`` (a DICOM header table with
+    ``imageid`` and ``View Position`` columns, e.g. ``nlmcxr_dicom_metadata.csv.gz``) with ``views`` keeps only
+    those views (frontal by default)."""
     images = Path(images)
+    metadata = _read_table(Path(metadata_csv), "imageid", ["View Position"]) if metadata_csv else {}
+    wanted_views = {v.upper() for v in views} if (views and metadata) else None
     for name, content, error in _iu_documents(Path(reports)):
         if error:
             yield Problem(name, error)
@@ -173,6 +178,14 @@ def read_iu(reports: str | os.PathLike, images: str | os.PathLike, image_suffix:
         if not ids:
             yield Problem(name, "report has no images (no parentImage)")
             continue
+        if wanted_views is not None:
+            for image_id in (i for i in ids if i not in metadata):
+                yield Problem(name, f"image {image_id} is not in {metadata_csv}")
+            found = [metadata[i]["View Position"].strip().upper() for i in ids if i in metadata]
+            ids = [i for i in ids if i in metadata and metadata[i]["View Position"].strip().upper() in wanted_views]
+            if not ids:
+                yield Problem(name, f"no image with view {sorted(wanted_views)} (views found: {found})")
+                continue
         images_of_report = [str(images / f"{i}{image_suffix}") for i in ids]
         yield Study(name, images_of_report, report, patient or name, extra={"mesh": mesh})
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from medslip_monai.reports.extract import ReportExtractor
 
-__all__ = ["Study", "Problem", "read_csv", "read_iu", "parse_iu_xml", "read_mimic", "build_pretraining_datalist",
+__all__ = ["Study", "Problem", "read_csv", "read_iu", "IUReport", "parse_iu_xml", "read_mimic", "build_pretraining_datalist",
            "SPLITS"]
 
 logger = logging.getLogger(__name__)
@@ -146,14 +146,30 @@ def _iu_documents(reports: Path) -> Iterator[tuple[str, bytes | None, str | None
                     yield name, None, f"cannot read ({e})"
 
 
-def parse_iu_xml(content: bytes) -> tuple[str, list[str], list[str], str]:
-    """One IU/OpenI XML report -> (``"LABEL: text"`` lines, image ids, MeSH major headings, report id)."""
+@dataclass
+class IUReport:
+    """One IU/OpenI XML report: labelled sections, image ids, MeSH major headings and report id."""
+
+    sections: list[tuple[str, str]]
+    images: list[str]
+    mesh: list[str]
+    report_id: str
+
+    @property
+    def text(self) -> str:
+        """The report as ``"LABEL: text"`` lines (empty sections left out)."""
+        return "\n".join(f"{label.upper()}: {text}" for label, text in self.sections if text)
+
+
+def parse_iu_xml(content: bytes) -> IUReport:
+    """Parse one IU/OpenI XML report; raises ``xml.etree.ElementTree.ParseError`` for invalid XML."""
     root = ElementTree.fromstring(content)
-    sections = [(node.get("Label") or "", (node.text or "").strip()) for node in root.iter("AbstractText")]
-    report = "\n".join(f"{label.upper()}: {text}" for label, text in sections if text)
-    ids = [node.get("id") for node in root.iter("parentImage") if node.get("id")]
-    mesh = [(node.text or "").strip() for node in root.iter("major")]
-    return report, ids, mesh, next((node.get("id") for node in root.iter("IUXRId")), "")
+    return IUReport(
+        sections=[(node.get("Label") or "", (node.text or "").strip()) for node in root.iter("AbstractText")],
+        images=[node.get("id") for node in root.iter("parentImage") if node.get("id")],
+        mesh=[(node.text or "").strip() for node in root.iter("major")],
+        report_id=next((node.get("id") for node in root.iter("IUXRId")), ""),
+    )
 
 
 def read_iu(reports: str | os.PathLike, images: str | os.PathLike, image_suffix: str = ".png",
@@ -171,10 +187,11 @@ def read_iu(reports: str | os.PathLike, images: str | os.PathLike, image_suffix:
             yield Problem(name, error)
             continue
         try:
-            report, ids, mesh, patient = parse_iu_xml(content)
+            parsed = parse_iu_xml(content)
         except ElementTree.ParseError as e:
             yield Problem(name, f"invalid XML ({e})")
             continue
+        ids = parsed.images
         if not ids:
             yield Problem(name, "report has no images (no parentImage)")
             continue
@@ -187,7 +204,7 @@ def read_iu(reports: str | os.PathLike, images: str | os.PathLike, image_suffix:
                 yield Problem(name, f"no image with view {sorted(wanted_views)} (views found: {found})")
                 continue
         images_of_report = [str(images / f"{i}{image_suffix}") for i in ids]
-        yield Study(name, images_of_report, report, patient or name, extra={"mesh": mesh})
+        yield Study(name, images_of_report, parsed.text, parsed.report_id or name, extra={"mesh": parsed.mesh})
 
 
 # ------------------------------------------------------------------------------------------------- MIMIC-CXR
@@ -225,17 +242,18 @@ def read_mimic(images: str | os.PathLike, reports: str | os.PathLike | None = No
                     yield Problem(str(report_file), f"no image folder {study_dir}")
                     continue
                 dicoms = sorted(p for p in study_dir.iterdir() if p.name.lower().endswith(_IMAGE_SUFFIXES))
+                dicom_ids = {p: p.name.split(".")[0] for p in dicoms}
                 if wanted_views is not None:
-                    unknown = [p.name for p in dicoms if p.name.split(".")[0] not in metadata]
-                    for name in unknown:
-                        yield Problem(str(study_dir / name), f"not in {metadata_csv}")
-                    dicoms = [p for p in dicoms if p.name.split(".")[0] in metadata
-                              and metadata[p.name.split(".")[0]]["ViewPosition"].upper() in wanted_views]  # fmt: skip
+                    for p in dicoms:
+                        if dicom_ids[p] not in metadata:
+                            yield Problem(str(p), f"not in {metadata_csv}")
+                    dicoms = [p for p in dicoms if dicom_ids[p] in metadata
+                              and metadata[dicom_ids[p]]["ViewPosition"].upper() in wanted_views]  # fmt: skip
                 if not dicoms:
                     yield Problem(str(study_dir), "no images" + (f" with view {sorted(wanted_views)}"
                                                                  if wanted_views else ""))  # fmt: skip
                     continue
-                study_splits = {splits[p.name.split(".")[0]]["split"] for p in dicoms if p.name.split(".")[0] in splits}
+                study_splits = {splits[dicom_ids[p]]["split"] for p in dicoms if dicom_ids[p] in splits}
                 split = _split_name(study_splits.pop(), str(report_file)) if len(study_splits) == 1 else None
                 if splits and split is None:
                     yield Problem(str(study_dir), f"images not (consistently) in {split_csv}")

@@ -260,9 +260,10 @@ class ReportExtractor:
                 if len(item.kind) > 1:  # "borderline enlarged": a finding that also hedges what follows
                     open_cues.append(item.kind[1:])
         for c, item in enumerate(items):
-            earlier = [f for f in findings if f < c]
-            if item.payload in ("versus", "vs") and earlier:  # "atelectasis versus pneumonia": both are uncertain
-                cues[earlier[-1]].append(_UNC_POST)
+            if item.payload in ("versus", "vs"):  # "atelectasis versus pneumonia": both are uncertain
+                earlier = [f for f in findings if f < c]
+                if earlier:
+                    cues[earlier[-1]].append(_UNC_POST)
             if item.kind not in (_NEG_POST, _UNC_POST):
                 continue
             passed_finding = False  # backward scopes: finding ... cue, back to a copula before a finding

@@ -26,12 +26,11 @@ import io
 import json
 import os
 import tarfile
-import xml.etree.ElementTree as ElementTree
 import zipfile
 from collections import defaultdict
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
-from medslip_monai.reports.corpora import parse_iu_xml
+from medslip_monai.reports.corpora import IUReport, parse_iu_xml
 from medslip_monai.reports.extract import ReportExtractor, split_sentences
 
 __all__ = ["RADLABELS_TO_VOCAB", "finding_status", "score", "radlabels_cases", "iu_sections", "iu_gold_cases",
@@ -145,18 +144,17 @@ def evaluate_radlabels(wheel: str | os.PathLike, extractor: Callable | None = No
 def iu_sections(wheel: str | os.PathLike) -> dict[str, dict[str, str]]:
     """``{report file name: {"findings": text, "impression": text}}`` of the IU reports in the torchxrayvision
     wheel."""
+    return {name: {label.lower(): text for label, text in report.sections} for name, report in _iu_reports(wheel)}
+
+
+def _iu_reports(wheel: str | os.PathLike) -> Iterator[tuple[str, IUReport]]:
+    """(file name, parsed report) of every IU report in the torchxrayvision wheel."""
     with zipfile.ZipFile(wheel) as archive:
         data = archive.read("torchxrayvision/data/NLMCXR_reports.tgz")
-    reports = {}
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for member in tar:
-            if not member.name.endswith(".xml"):
-                continue
-            root = ElementTree.fromstring(tar.extractfile(member).read())
-            reports[os.path.basename(member.name)] = {
-                (node.get("Label") or "").lower(): (node.text or "").strip() for node in root.iter("AbstractText")
-            }
-    return reports
+            if member.name.endswith(".xml"):
+                yield os.path.basename(member.name), parse_iu_xml(tar.extractfile(member).read())
 
 
 #: Our finding <- the IU MeSH major headings that mean it (first part of "Heading/place/degree").
@@ -184,21 +182,15 @@ def evaluate_iu_mesh(wheel: str | os.PathLike, extractor: ReportExtractor | None
     """Report-level agreement with the MeSH major headings of every IU report with text: a heading is a weak
     "present" label, its absence a weak "not present" (MeSH has no negations, so only F1 is meaningful)."""
     extractor = extractor or ReportExtractor()
-    with zipfile.ZipFile(wheel) as archive:
-        data = archive.read("torchxrayvision/data/NLMCXR_reports.tgz")
     pairs = []
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        for member in tar:
-            if not member.name.endswith(".xml"):
-                continue
-            report, _, mesh, _ = parse_iu_xml(tar.extractfile(member).read())
-            if not report:
-                continue
-            headings = {m.split("/")[0].strip() for m in mesh}
-            mentions = extractor.mentions(report)
-            for finding, names in MESH_TO_VOCAB.items():
-                gold = "present" if headings.intersection(names) else None
-                pairs.append((finding, gold, finding_status(mentions, finding, extractor.uncertain)))
+    for _, report in _iu_reports(wheel):
+        if not report.text:
+            continue
+        headings = {m.split("/")[0].strip() for m in report.mesh}
+        mentions = extractor.mentions(report.text)
+        for finding, names in MESH_TO_VOCAB.items():
+            gold = "present" if headings.intersection(names) else None
+            pairs.append((finding, gold, finding_status(mentions, finding, extractor.uncertain)))
     result = score(pairs)
     result["reports"] = len(pairs) // len(MESH_TO_VOCAB)
     return result

@@ -31,6 +31,8 @@ setup(
         "transformers>=4.40",
         "numpy>=1.24",
         "pillow>=10",
+        "pydicom>=2.4",
+        "nibabel>=5",
         "scikit-learn>=1.3",
         "tensorboard>=2.14",
         "tqdm>=4.60",

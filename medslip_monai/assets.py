@@ -31,6 +31,8 @@ PINNED_WHEELS = {
                         "95f6c3475661f3515d4258deb0855bd5d1b1a56e0b65384251d3dd3fa61fac41"),
     "radlabels": ("0.2.0", "radlabels-0.2.0-py3-none-any.whl",
                   "80af1df92ffd39925563079b9efed283b85196436f152cb33025ece42371fade"),
+    "pydicom-data": ("1.0.0", "pydicom_data-1.0.0-py3-none-any.whl",
+                     "622ac97265f1d91f76b5120b5bd6eb0f57737c392ef863b72c71779c91e33637"),
 }  # fmt: skip
 
 

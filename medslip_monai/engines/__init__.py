@@ -10,6 +10,7 @@
 # limitations under the License.
 """MeDSLIP on MONAI's Ignite engines: batch preparation, inferers, metrics and handlers."""
 
+from medslip_monai.engines.findings import FindingsInferer, FindingsWriter
 from medslip_monai.engines.handlers import (
     GroundingImageHandler,
     MetricsWriter,
@@ -33,6 +34,8 @@ from medslip_monai.engines.workflow import (
 
 __all__ = [
     "FindingAUC",
+    "FindingsInferer",
+    "FindingsWriter",
     "GroundingImageHandler",
     "MetricsWriter",
     "PointingGame",

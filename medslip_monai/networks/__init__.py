@@ -11,5 +11,6 @@
 """MeDSLIP networks."""
 
 from medslip_monai.networks.medslip import SUPPORTED_BACKBONES, MeDSLIP, QueryDecoder, QueryDecoderLayer, ResNetTrunk
+from medslip_monai.networks.predictor import MeDSLIPPredictor
 
-__all__ = ["MeDSLIP", "QueryDecoder", "QueryDecoderLayer", "ResNetTrunk", "SUPPORTED_BACKBONES"]
+__all__ = ["MeDSLIP", "MeDSLIPPredictor", "QueryDecoder", "QueryDecoderLayer", "ResNetTrunk", "SUPPORTED_BACKBONES"]

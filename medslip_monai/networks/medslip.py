@@ -71,7 +71,7 @@ class QueryDecoderLayer(nn.Module):
     """Pre-norm transformer decoder layer (self-attention, cross-attention, feed-forward) as in DETR and MeDSLIP.
 
     The cross-attention weights (averaged over heads) are returned when asked for; otherwise both attentions use
-    PyTorch's fused kernels.
+    PyTorch's fused kernels. ``query_mask [Q, Q]`` (True = may not attend) restricts the self-attention.
     """
 
     def __init__(self, d_model: int = 256, num_heads: int = 4, ffn_dim: int = 1024, dropout: float = 0.1) -> None:
@@ -85,11 +85,17 @@ class QueryDecoderLayer(nn.Module):
         self.dropout1, self.dropout2, self.dropout3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
 
     def forward(
-        self, queries: torch.Tensor, memory: torch.Tensor, need_weights: bool = False
+        self,
+        queries: torch.Tensor,
+        memory: torch.Tensor,
+        need_weights: bool = False,
+        query_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``queries [B, Q, D]``, ``memory [B, N, D]`` -> (``[B, Q, D]``, cross-attention ``[B, Q, N]`` or None)."""
+        """``queries [B or 1, Q, D]``, ``memory [B, N, D]`` -> (``[B, Q, D]``, cross-attention ``[B, Q, N]`` or None)."""
         x = self.norm1(queries)
-        queries = queries + self.dropout1(self.self_attn(x, x, x, need_weights=False)[0])
+        queries = queries + self.dropout1(self.self_attn(x, x, x, attn_mask=query_mask, need_weights=False)[0])
+        if queries.shape[0] != memory.shape[0]:  # one query set shared by the batch: self-attention ran once
+            queries = queries.expand(memory.shape[0], -1, -1)
         x = self.norm2(queries)
         attended, weights = self.cross_attn(x, memory, memory, need_weights=need_weights)
         queries = queries + self.dropout2(attended)
@@ -110,13 +116,18 @@ class QueryDecoder(nn.Module):
         self.norm = nn.LayerNorm(d_model)
 
     def forward(
-        self, queries: torch.Tensor, memory: torch.Tensor, need_weights: bool = False
+        self,
+        queries: torch.Tensor,
+        memory: torch.Tensor,
+        need_weights: bool = False,
+        query_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Returns decoded queries ``[B, Q, D]`` and, if asked, cross-attention of every layer ``[B, L, Q, N]``."""
-        maps = []
+        maps: list[torch.Tensor] = []
         for layer in self.layers:
-            queries, weights = layer(queries, memory, need_weights)
-            maps.append(weights)
+            queries, weights = layer(queries, memory, need_weights, query_mask)
+            if weights is not None:
+                maps.append(weights)
         return self.norm(queries), (torch.stack(maps, 1) if need_weights else None)
 
 
@@ -224,12 +235,17 @@ class MeDSLIP(nn.Module):
             if mean_square_norm > 0:  # all-zero books: an empty network that will load weights
                 nn.init.normal_(self.query_embedding.weight, std=mean_square_norm**-0.5)
 
-    def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
-        """Pathology and anatomy tokens ``[B, N, d_model]`` of an image batch, and the token grid ``(h, w)``."""
+    def disentangle(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """Trunk tokens ``[B, N, C]`` and their pathology part ``m * x`` (the anatomy part is the rest), and the
+        token grid ``(h, w)``."""
         features = self.trunk(image)
         grid = (int(features.shape[-2]), int(features.shape[-1]))
         tokens = features.flatten(2).transpose(1, 2)
-        pathology_part = self.mask_generator(tokens) * tokens
+        return tokens, self.mask_generator(tokens) * tokens, grid
+
+    def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """Pathology and anatomy tokens ``[B, N, d_model]`` of an image batch, and the token grid ``(h, w)``."""
+        tokens, pathology_part, grid = self.disentangle(image)
         anatomy_part = tokens - pathology_part  # (1 - m) * x
         return self.pathology_projection(pathology_part), self.anatomy_projection(anatomy_part), grid
 

@@ -185,8 +185,8 @@ def model_settings(model_file: str | os.PathLike) -> dict[str, Any]:
             f"model file {model_file} does not exist: pre-train one (README, first command), import the official "
             "weights (scripts/import_official.py) or point model_file at yours"
         )
-    state = torch.load(model_file, map_location="cpu", weights_only=True, mmap=True)
-    if "pathology_book" not in state:
+    state = torch.load(model_file, map_location="cpu", weights_only=True)
+    if not isinstance(state, Mapping) or "pathology_book" not in state:
         raise ValueError(f"{model_file} is not a MeDSLIP state dict of this project (no pathology_book)")
     blocks = {int(key.split(".")[2]) for key in state if key.startswith("trunk.layer3.")}
     layout = ("trunk.layer1.0.conv3.weight" in state, len(blocks))

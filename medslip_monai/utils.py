@@ -8,15 +8,16 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Process-level settings for CPU training."""
+"""Process-level settings: CPU memory allocation, TensorBoard writing under torch.distributed."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import sys
+from typing import Any
 
-__all__ = ["tune_cpu_allocator"]
+__all__ = ["tune_cpu_allocator", "summary_writer"]
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
@@ -38,3 +39,21 @@ def tune_cpu_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = 2**3
         return False
     settings = ((_M_MMAP_THRESHOLD, mmap_threshold), (_M_TRIM_THRESHOLD, trim_threshold), (_M_TOP_PAD, top_pad))
     return all(mallopt(option, value) == 1 for option, value in settings)
+
+
+class _SilentWriter:
+    """Stands in for a ``SummaryWriter`` on the ranks that must not write: every method does nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def summary_writer(log_dir: str) -> Any:
+    """A TensorBoard ``SummaryWriter`` on rank 0 (or outside ``torch.distributed``); on other ranks a writer that
+    writes nothing, so that only rank 0 creates event files while every rank runs the same handlers."""
+    import torch.distributed as dist
+    from torch.utils.tensorboard import SummaryWriter
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return _SilentWriter()
+    return SummaryWriter(log_dir=log_dir)

@@ -11,7 +11,7 @@
 """Data: datalists, dictionary transforms and the synthetic chest X-ray world."""
 
 from medslip_monai.data import synthetic
-from medslip_monai.data.datalist import build_dataset, load_datalist
+from medslip_monai.data.datalist import build_dataset, collate_loaded, load_datalist
 from medslip_monai.data.readers import LoadXRayd, XRayDicomReader, XRayNiftiReader, list_images
 from medslip_monai.data.transforms import (
     AsThreeChannelsd,
@@ -24,6 +24,7 @@ from medslip_monai.data.transforms import (
 
 __all__ = [
     "build_dataset",
+    "collate_loaded",
     "synthetic",
     "list_images",
     "load_datalist",

@@ -13,14 +13,24 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from monai.data import CacheDataset, Dataset, PersistentDataset
+from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
 from monai.utils import look_up_option
 
-__all__ = ["load_datalist", "build_dataset", "DEFAULT_PATH_KEYS", "DATASET_TYPES"]
+__all__ = [
+    "load_datalist",
+    "build_dataset",
+    "collate_loaded",
+    "DEFAULT_PATH_KEYS",
+    "DATASET_TYPES",
+    "ERROR_POLICIES",
+]
+
+logger = logging.getLogger(__name__)
 
 #: Item keys whose string values are file paths (relative ones are resolved against the datalist's folder).
 DEFAULT_PATH_KEYS = ("image", "label", "mask", "labelmap", "boxmap")
@@ -76,6 +86,78 @@ def load_datalist(
 
 
 DATASET_TYPES = ("Dataset", "CacheDataset", "PersistentDataset")
+ERROR_POLICIES = ("raise", "skip")
+
+
+class _Failed:
+    """What the cache holds for an item whose deterministic transforms raised."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _reason(error: BaseException) -> str:
+    """The error a transform raised, unwrapped from MONAI's "applying transform ..." ``RuntimeError``."""
+    while isinstance(error, RuntimeError) and str(error).startswith("applying transform") and error.__cause__:
+        error = error.__cause__
+    return f"{type(error).__name__}: {error}"
+
+
+def _describe(item: Any) -> str:
+    image = item.get("image") if isinstance(item, dict) else None
+    return f"item {image}" if isinstance(image, str) else "item"
+
+
+class _SkipFailures:
+    """Dataset mixin for the ``"skip"`` policy: an item whose transforms raise is logged with the reason and a
+    running count, and comes out as None, which :func:`collate_loaded` leaves out of the batch."""
+
+    skipped = 0
+
+    def _load_cache_item(self, idx: int) -> Any:  # CacheDataset: keep the reason, not the exception
+        try:
+            return super()._load_cache_item(idx)  # type: ignore[misc]
+        except Exception as e:
+            return _Failed(_reason(e))
+
+    def _cached_failure(self, index: int) -> _Failed | None:
+        cache = getattr(self, "_cache", None)
+        cached = cache[index] if cache and index < len(cache) else None
+        return cached if isinstance(cached, _Failed) else None
+
+    def _transform(self, index: int) -> Any:
+        try:
+            failure = self._cached_failure(index)
+            if failure is not None:
+                raise RuntimeError(failure.reason)
+            return super()._transform(index)  # type: ignore[misc]
+        except Exception as e:
+            failure = self._cached_failure(index)  # cached while this call ran
+            self.skipped += 1
+            logger.warning("skipping %s: %s (%d item(s) skipped by this process)", _describe(self.data[index]),
+                           failure.reason if failure else _reason(e), self.skipped)  # type: ignore[attr-defined]  # fmt: skip
+            return None
+
+
+class _SkippingDataset(_SkipFailures, Dataset):
+    pass
+
+
+class _SkippingCacheDataset(_SkipFailures, CacheDataset):
+    pass
+
+
+class _SkippingPersistentDataset(_SkipFailures, PersistentDataset):
+    pass
+
+
+def collate_loaded(batch: Sequence[Any]) -> Any:
+    """MONAI's ``list_data_collate`` over the items that loaded (None marks one skipped under the ``"skip"``
+    policy). Raises ``RuntimeError`` when no item of the batch loaded."""
+    loaded = [item for item in batch if item is not None]
+    if not loaded:
+        raise RuntimeError(f"none of the {len(batch)} items of a batch could be loaded; see the warnings above")
+    return list_data_collate(loaded)
 
 
 def build_dataset(
@@ -85,15 +167,22 @@ def build_dataset(
     cache_dir: str | os.PathLike | None = None,
     cache_rate: float = 1.0,
     num_workers: int | None = 1,
+    on_error: str = "raise",
 ) -> Dataset:
     """One of MONAI's ``Dataset``, ``CacheDataset`` (deterministic transforms cached in memory) or
     ``PersistentDataset`` (cached on disk in ``cache_dir``), chosen by name so configs can switch with one value.
+
+    ``on_error="raise"`` (default) stops at the first item whose transforms fail, with the error naming it;
+    ``"skip"`` logs the item, the reason and a running count and leaves it out of its batch (use
+    :func:`collate_loaded` as the loader's ``collate_fn``).
     """
     dataset_type = look_up_option(dataset_type, DATASET_TYPES)
+    skip = look_up_option(on_error, ERROR_POLICIES) == "skip"
     if dataset_type == "CacheDataset":
-        return CacheDataset(data, transform, cache_rate=cache_rate, num_workers=num_workers, progress=False)
+        kind = _SkippingCacheDataset if skip else CacheDataset
+        return kind(data, transform, cache_rate=cache_rate, num_workers=num_workers, progress=False)
     if dataset_type == "PersistentDataset":
         if cache_dir is None:
             raise ValueError("PersistentDataset needs a cache_dir")
-        return PersistentDataset(data, transform, cache_dir=cache_dir)
-    return Dataset(data, transform)
+        return (_SkippingPersistentDataset if skip else PersistentDataset)(data, transform, cache_dir=cache_dir)
+    return (_SkippingDataset if skip else Dataset)(data, transform)

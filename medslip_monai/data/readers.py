@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from monai.config import KeysCollection
 from monai.data import ImageReader, NibabelReader, PILReader
 from monai.transforms import LoadImage, MapTransform
@@ -178,20 +179,35 @@ class LoadXRayd(MapTransform):
 
     DICOM (``.dcm``/``.dicom`` or a Part 10 preamble) -> :class:`XRayDicomReader`; ``.nii``/``.nii.gz`` ->
     :class:`XRayNiftiReader`; anything else -> ``PILReader(reverse_indexing=False)`` (PNG and TIFF of 8 or 16 bits,
-    JPEG, BMP; grey, RGB or RGBA). The result is a float32 ``MetaTensor`` ``[C, H, W]``, rows first. A file that
-    cannot be read raises ``ValueError`` naming it and the reader's complaint.
+    JPEG, BMP; grey, RGB or RGBA). The result is a float32 ``MetaTensor`` ``[C, H, W]``, rows first.
+
+    Every problem raises naming the file: ``FileNotFoundError`` for a missing file, ``ValueError`` for one that
+    cannot be read (zero bytes, truncated, not an image, no pixel data, a volume), for a picture smaller than
+    ``min_size`` on a side or larger than ``max_pixels`` (checked from the header, before decoding) and for
+    non-finite pixels (NaN or infinity in float TIFF or NIfTI data).
 
     Args:
         keys: keys holding file paths.
         apply_voi: apply DICOM VOI LUTs and windows, see :class:`XRayDicomReader`. Defaults to True.
+        min_size: smallest accepted side in pixels. Defaults to 32.
+        max_pixels: largest accepted image in pixels. Defaults to 8192 x 8192.
     """
 
-    def __init__(self, keys: KeysCollection, apply_voi: bool = True, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        apply_voi: bool = True,
+        min_size: int = 32,
+        max_pixels: int = 8192 * 8192,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.dicom, self.nifti = XRayDicomReader(apply_voi), XRayNiftiReader()
         self.picture = PILReader(reverse_indexing=False)
         self.loader = LoadImage(reader=[self.picture, self.nifti, self.dicom], image_only=True,
                                 ensure_channel_first=True, dtype=np.float32)  # fmt: skip
+        self.min_size = min_size
+        self.max_pixels = max_pixels
 
     def reader_for(self, path: str | os.PathLike) -> ImageReader:
         """The reader that will read ``path``."""
@@ -200,16 +216,46 @@ class LoadXRayd(MapTransform):
             return self.nifti
         return self.dicom if self.dicom.verify_suffix(path) else self.picture
 
+    def _stored_size(self, path: str, reader: ImageReader) -> tuple[int, int]:
+        """Rows and columns from the file header, without decoding the pixels."""
+        if reader is self.dicom:
+            import pydicom
+
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+            return int(header.get("Rows", 0)), int(header.get("Columns", 0))
+        if reader is self.nifti:
+            import nibabel
+
+            shape = nibabel.load(path).shape
+            return (int(shape[1]), int(shape[0])) if len(shape) >= 2 else (int(shape[0]), 1)
+        from PIL import Image
+
+        with Image.open(path) as picture:
+            return picture.height, picture.width
+
+    def _load(self, path: str) -> Any:
+        reader = self.reader_for(path)
+        rows, columns = self._stored_size(path, reader)
+        if rows * columns > self.max_pixels:
+            raise ValueError(f"{path}: {rows} x {columns} pixels is above the limit of {self.max_pixels} (max_pixels)")
+        image = self.loader(path, reader=reader)
+        if min(image.shape[1:]) < self.min_size:
+            raise ValueError(f"{path}: {tuple(image.shape[1:])} pixels is below the smallest side of {self.min_size}")
+        bad = int((~torch.isfinite(image)).sum())
+        if bad:
+            raise ValueError(f"{path}: {bad} pixels are NaN or infinite")
+        return image
+
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
-            path = d[key]
+            path = str(d[key])
             if not Path(path).is_file():
                 raise FileNotFoundError(f"image {path} does not exist")
             try:
-                d[key] = self.loader(path, reader=self.reader_for(path))
+                d[key] = self._load(path)
             except ValueError as e:
-                raise ValueError(str(e) if str(path) in str(e) else f"{path}: {e}") from e
+                raise ValueError(str(e) if path in str(e) else f"{path}: {e}") from e
             except Exception as e:
                 raise ValueError(f"{path}: cannot read the image: {type(e).__name__}: {e}") from e
         return d

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import platform
+import random
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -24,14 +25,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import ignite.distributed as idist
+import numpy as np
 import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from monai.engines.utils import IterationEvents
 from monai.handlers import CheckpointLoader, CheckpointSaver
+from monai.transforms import Compose, Randomizable
 
 __all__ = [
     "TrainingScalarsHandler",
+    "RandomStates",
     "ResumableCheckpoint",
     "latest_checkpoint",
     "MetricsWriter",
@@ -79,14 +84,73 @@ def latest_checkpoint(directory: str | Path, prefix: str = "checkpoint") -> Path
     return max(found)[1] if found else None
 
 
+class RandomStates:
+    """The random number generator states a run depends on, as a checkpointable object.
+
+    ``state_dict`` holds the states of torch (CPU, and every CUDA device when there is one), NumPy's and Python's
+    global generators and the private generator of every randomised transform of ``data_loader``'s dataset (MONAI
+    transforms each draw from their own ``RandomState``). Restored, a resumed run draws the same shuffles, dropout
+    masks and augmentations as a run that was never stopped (exactly so with ``num_workers=0``; with worker
+    processes each epoch's workers are reseeded from the restored torch state, unless they are persistent).
+    Everything is stored as tensors and plain numbers, so the checkpoint still loads with ``weights_only=True``.
+    """
+
+    def __init__(self, data_loader: Any = None) -> None:
+        self.data_loader = data_loader
+
+    def _transforms(self) -> list:
+        transform = getattr(getattr(self.data_loader, "dataset", None), "transform", None)
+        if transform is None:
+            return []
+        flat = transform.flatten().transforms if isinstance(transform, Compose) else (transform,)
+        return [t for t in flat if isinstance(t, Randomizable)]
+
+    @staticmethod
+    def _numpy_state(state: tuple) -> dict:
+        return {"keys": torch.from_numpy(state[1].astype(np.int64)), "pos": int(state[2]),
+                "has_gauss": int(state[3]), "gauss": float(state[4])}  # fmt: skip
+
+    @staticmethod
+    def _numpy_tuple(state: Mapping) -> tuple:
+        keys = state["keys"].numpy().astype(np.uint32)
+        return "MT19937", keys, state["pos"], state["has_gauss"], state["gauss"]
+
+    def state_dict(self) -> dict:
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": self._numpy_state(np.random.get_state()),
+            "python": random.getstate(),
+            "transforms": [self._numpy_state(t.R.get_state()) for t in self._transforms()],
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        np.random.set_state(self._numpy_tuple(state["numpy"]))
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+        transforms = self._transforms()
+        if len(transforms) != len(state["transforms"]):
+            logger.warning("checkpoint has %d transform generators, the pipeline %d: their states are not restored",
+                           len(state["transforms"]), len(transforms))  # fmt: skip
+            return
+        for transform, saved in zip(transforms, state["transforms"]):
+            transform.R.set_state(self._numpy_tuple(saved))
+
+
 class ResumableCheckpoint:
     """Save every finished epoch and resume from the newest one when the same run starts again.
 
-    Attached to a trainer, it saves ``objects`` plus the trainer's own state to ``checkpoint_epoch=N.pt`` in
-    ``directory`` after each epoch (MONAI :class:`~monai.handlers.CheckpointSaver`, keeping the newest ``n_saved``)
-    and, if such a file already exists when attached, loads the newest one as the run starts (MONAI
-    :class:`~monai.handlers.CheckpointLoader`: ``weights_only=True``, strict). The trainer is taken from the engine
-    it is attached to, so the config needs no reference from the trainer's handlers back to the trainer.
+    Attached to a trainer, it saves ``objects`` plus the trainer's own state (epoch, iteration) and the random
+    generator states (:class:`RandomStates`) to ``checkpoint_epoch=N.pt`` in ``directory`` after each epoch (MONAI
+    :class:`~monai.handlers.CheckpointSaver`: written to a temporary file and renamed, on rank 0 only under
+    ``torch.distributed``, keeping the newest ``n_saved``) and, if such a file already exists when attached, loads
+    the newest one as the run starts (MONAI :class:`~monai.handlers.CheckpointLoader`: ``weights_only=True``,
+    strict). A run killed at any point, even by SIGKILL, therefore loses at most the epoch in progress. The trainer
+    is taken from the engine it is attached to, so the config needs no reference from the trainer's handlers back
+    to the trainer.
 
     Args:
         directory: checkpoint folder.
@@ -102,11 +166,15 @@ class ResumableCheckpoint:
         self.n_saved = n_saved
 
     def attach(self, engine: Engine) -> None:
-        state = {**self.objects, "trainer": engine}
+        state = {**self.objects, "trainer": engine, "random_states": RandomStates(getattr(engine, "data_loader", None))}
         newest = latest_checkpoint(self.directory) if self.resume else None
         if newest is not None:
             logger.info("resuming from %s", newest)
-            CheckpointLoader(load_path=str(newest), load_dict=state, map_location="cpu").attach(engine)
+            saved = torch.load(newest, map_location="cpu", weights_only=True, mmap=True)
+            if "random_states" not in saved:  # written before random states were saved
+                logger.warning("%s holds no random generator states; resuming without them", newest)
+            load = {key: value for key, value in state.items() if key in saved or key != "random_states"}
+            CheckpointLoader(load_path=str(newest), load_dict=load, map_location="cpu").attach(engine)
         CheckpointSaver(
             save_dir=str(self.directory), save_dict=state, save_interval=1, n_saved=self.n_saved, epoch_level=True
         ).attach(engine)
@@ -167,6 +235,7 @@ class MetricsWriter:
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
 
+    @idist.one_rank_only()
     def __call__(self, engine: Engine) -> None:
         record = {
             "epoch": int(engine.state.epoch),
@@ -236,6 +305,7 @@ class GroundingImageHandler:
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED(once=1), self)
 
+    @idist.one_rank_only()
     def __call__(self, engine: Engine) -> None:
         output = engine.state.output
         images, maps, labels = output["image"], output["pred"]["maps"], output["label"]["label"]
@@ -273,6 +343,7 @@ class ProvenanceWriter:
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
 
+    @idist.one_rank_only()
     def __call__(self, engine: Engine) -> None:
         if not self.model_file.is_file():
             logger.warning("no %s to describe; provenance not written", self.model_file)

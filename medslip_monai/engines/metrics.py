@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import ignite.distributed as idist
 import numpy as np
 import torch
 import torch.nn.functional as F
 from ignite.metrics import Metric
 from monai.metrics import compute_roc_auc
-from monai.utils import look_up_option
+from monai.utils import evenly_divisible_all_gather, look_up_option
 
 __all__ = ["FindingAUC", "PointingGame", "pointing_hits", "POINTING_MODES"]
 
@@ -29,6 +30,7 @@ class FindingAUC(Metric):
 
     ``output_transform`` must give ``(probabilities [B, N], labels [B, N])``. The result is a mapping
     ``{"auc/<finding>": value, "auc/mean": value}``; a finding whose labels are all one class scores NaN.
+    Under ``torch.distributed`` every rank's scores are gathered first (ranks may hold different numbers of images).
     """
 
     def __init__(self, class_names: Sequence[str], output_transform: Callable = lambda x: x) -> None:
@@ -46,6 +48,10 @@ class FindingAUC(Metric):
 
     def compute(self) -> dict[str, float]:
         probs, labels = torch.cat(self._probs), torch.cat(self._labels)
+        if idist.get_world_size() > 1:
+            device = idist.device()
+            probs = evenly_divisible_all_gather(probs.to(device)).cpu()
+            labels = evenly_divisible_all_gather(labels.to(device)).cpu()
         values = {}
         for k, name in enumerate(self.class_names):
             column = labels[:, k]
@@ -90,7 +96,8 @@ class PointingGame(Metric):
     """Pointing-game hit rate of grounding maps against masks, per finding and overall.
 
     ``output_transform`` must give ``(maps [B, N, h, w], masks [B, N, H, W])``. The result is a mapping
-    ``{"<prefix>/<finding>": value, "<prefix>/mean": overall}``; findings never present score NaN.
+    ``{"<prefix>/<finding>": value, "<prefix>/mean": overall}``; findings never present score NaN. Hits and counts
+    are summed over the ranks of a ``torch.distributed`` run.
 
     Args:
         class_names: the findings, in output order.
@@ -120,10 +127,14 @@ class PointingGame(Metric):
         self._counts += valid.sum(0).double().cpu()
 
     def compute(self) -> dict[str, float]:
+        hits, counts = self._hits, self._counts
+        if idist.get_world_size() > 1:
+            device = idist.device()
+            hits, counts = idist.all_reduce(hits.to(device)).cpu(), idist.all_reduce(counts.to(device)).cpu()
         values = {
             f"{self.prefix}/{name}": float(h / c) if c > 0 else float("nan")
-            for name, h, c in zip(self.class_names, self._hits, self._counts)
+            for name, h, c in zip(self.class_names, hits, counts)
         }
-        total = float(self._counts.sum())
-        values[f"{self.prefix}/mean"] = float(self._hits.sum()) / total if total > 0 else float("nan")
+        total = float(counts.sum())
+        values[f"{self.prefix}/mean"] = float(hits.sum()) / total if total > 0 else float("nan")
         return values

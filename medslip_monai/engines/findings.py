@@ -27,7 +27,7 @@ from monai.inferers import Inferer
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
-from medslip_monai.engines.handlers import grounding_overlay
+from medslip_monai.engines.handlers import display_grey, grounding_overlay
 from medslip_monai.vocab import ANATOMIES, DESCRIPTIVE_ENTITIES, NON_LOCATIONS
 
 __all__ = ["FindingsInferer", "FindingsWriter", "anatomy_label"]
@@ -38,6 +38,11 @@ logger = logging.getLogger(__name__)
 def anatomy_label(name: str) -> str:
     """``left_costophrenic`` -> ``left costophrenic``; ``hilar_unspec`` -> ``hilar``."""
     return name.removesuffix("_unspec").replace("_", " ")
+
+
+def _places_text(places: Sequence[Sequence]) -> str:
+    """``[["left_costophrenic", 0.83], ...]`` -> ``"left costophrenic 0.83, ..."``."""
+    return ", ".join(f"{anatomy_label(anatomy)} {share:.2f}" for anatomy, share in places)
 
 
 class FindingsInferer(Inferer):
@@ -150,13 +155,10 @@ class FindingsWriter:
         """One PNG: the image, then a captioned heat-map panel per located finding (at most ``max_overlays``)."""
         image = image.detach().float().cpu()
         size = max(256, int(image.shape[-1]))
-        grey = image.mean(0)
-        grey = (grey - grey.min()) / (grey.max() - grey.min()).clamp(min=1e-6)
-        panels = [(grey.expand(3, -1, -1), ["input", Path(path).name])]
+        panels = [(display_grey(image).expand(3, -1, -1), ["input", Path(path).name])]
         for k in located[: self.max_overlays]:
             name = self.class_names[k]
-            places = ", ".join(f"{anatomy_label(a)} {p:.2f}" for a, p in row["where"][name])
-            lines = [f"{name} {probabilities[k]:.2f}", *textwrap.wrap(places, 42)[:2]]
+            lines = [f"{name} {probabilities[k]:.2f}", *textwrap.wrap(_places_text(row["where"][name]), 42)[:2]]
             panels.append((grounding_overlay(image, maps[k]), lines))
         font = ImageFont.load_default()
         caption = 4 + 15 * 3
@@ -180,10 +182,7 @@ class FindingsWriter:
             writer = csv.writer(handle)
             writer.writerow(["image", *names, "present", "where"])
             for row in self.rows:
-                where = " | ".join(
-                    f"{name}: " + ", ".join(f"{anatomy_label(a)} {p:.2f}" for a, p in places)
-                    for name, places in row["where"].items()
-                )
+                where = " | ".join(f"{name}: {_places_text(places)}" for name, places in row["where"].items())
                 writer.writerow(
                     [row["image"], *(row["probabilities"][n] for n in names), ";".join(row["present"]), where]
                 )

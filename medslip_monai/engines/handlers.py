@@ -43,6 +43,7 @@ __all__ = [
     "GroundingImageHandler",
     "ProvenanceWriter",
     "grounding_overlay",
+    "display_grey",
 ]
 
 logger = logging.getLogger(__name__)
@@ -275,10 +276,15 @@ def _scalar_flat(nested: Mapping, prefix: str = "") -> dict[str, float]:
     return flat
 
 
+def display_grey(image: torch.Tensor) -> torch.Tensor:
+    """An image ``[C, H, W]`` as one grey plane ``[H, W]`` stretched to [0, 1] for display."""
+    grey = image.float().mean(0)
+    return (grey - grey.min()) / (grey.max() - grey.min()).clamp(min=1e-6)
+
+
 def grounding_overlay(image: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
     """RGB overlay ``[3, H, W]`` in [0, 1] of a heat map ``[h, w]`` (upsampled bilinearly) on an image ``[C, H, W]``."""
-    grey = image.float().mean(0)
-    grey = (grey - grey.min()) / (grey.max() - grey.min()).clamp(min=1e-6)
+    grey = display_grey(image)
     heat = F.interpolate(heat[None, None].float(), size=grey.shape, mode="bilinear", align_corners=False)[0, 0]
     heat = (heat - heat.min()) / (heat.max() - heat.min()).clamp(min=1e-6)
     colour = torch.stack([heat.clamp(0, 1), (2 * heat - 1).clamp(0, 1), torch.zeros_like(heat)])  # black-red-yellow

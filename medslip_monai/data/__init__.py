@@ -10,11 +10,12 @@
 # limitations under the License.
 """Data: datalists, dictionary transforms and the synthetic chest X-ray world."""
 
-from medslip_monai.data import synthetic
-from medslip_monai.data.datalist import build_dataset, collate_loaded, load_datalist
+from medslip_monai.data import downstream, synthetic
+from medslip_monai.data.datalist import build_dataset, collate_loaded, label_fraction, load_datalist
 from medslip_monai.data.readers import LoadXRayd, XRayDicomReader, XRayNiftiReader, list_images
 from medslip_monai.data.transforms import (
     AsThreeChannelsd,
+    BoxesToMaskd,
     DecodeFindingMasksd,
     RandLateralFlipd,
     SampleProtoCLNegativesd,
@@ -25,12 +26,15 @@ from medslip_monai.data.transforms import (
 __all__ = [
     "build_dataset",
     "collate_loaded",
+    "label_fraction",
+    "downstream",
     "synthetic",
     "list_images",
     "load_datalist",
     "XRayDicomReader",
     "XRayNiftiReader",
     "AsThreeChannelsd",
+    "BoxesToMaskd",
     "LoadXRayd",
     "DecodeFindingMasksd",
     "RandLateralFlipd",

@@ -18,10 +18,12 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
 from monai.utils import look_up_option
 
 __all__ = [
+    "label_fraction",
     "load_datalist",
     "build_dataset",
     "collate_loaded",
@@ -186,3 +188,16 @@ def build_dataset(
             raise ValueError("PersistentDataset needs a cache_dir")
         return (_SkippingPersistentDataset if skip else PersistentDataset)(data, transform, cache_dir=cache_dir)
     return (_SkippingDataset if skip else Dataset)(data, transform)
+
+
+def label_fraction(items: Sequence[dict], fraction: float, seed: int = 0) -> list[dict]:
+    """A fixed random share of ``items`` (at least one) for label-efficiency experiments (1%, 10%, 100%).
+
+    The same ``seed`` draws nested subsets: the 1% items are among the 10% items. Raises ``ValueError`` for a
+    fraction outside (0, 1].
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    order = np.random.default_rng(seed).permutation(len(items))
+    keep = max(1, int(round(fraction * len(items))))
+    return [items[i] for i in sorted(order[:keep])]

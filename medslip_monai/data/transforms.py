@@ -35,6 +35,7 @@ from medslip_monai.vocab import (
 )
 
 __all__ = [
+    "BoxesToMaskd",
     "triplets_to_matrix",
     "TripletsToMatrixd",
     "SampleProtoCLNegativesd",
@@ -56,6 +57,8 @@ __all__ = [
 
 def _item_name(data: Mapping) -> str:
     image = data.get("image")
+    if hasattr(image, "meta"):  # a loaded MetaTensor: name its file
+        image = image.meta.get("filename_or_obj")
     return f"item {image!r}" if isinstance(image, str) else "item"
 
 
@@ -233,8 +236,41 @@ class DecodeFindingMasksd(MapTransform):
         return d
 
 
+class BoxesToMaskd(MapTransform):
+    """Rasterise boxes ``[[x, y, w, h], ...]`` (pixels of the loaded image: x along columns, y along rows) into a
+    mask ``[1, H, W]`` the size of ``reference_key``'s image, written to ``output_key``.
+
+    Boxes are clipped to the image; a box with no positive width and height, or one wholly outside, raises
+    ``ValueError`` naming the image.
+    """
+
+    backend = [TransformBackends.TORCH]
+
+    def __init__(
+        self, keys: KeysCollection, reference_key: str = "image", output_key: str = "truth", allow_missing_keys: bool = False
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.reference_key, self.output_key = reference_key, output_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        height, width = d[self.reference_key].shape[-2:]
+        for key in self.key_iterator(d):
+            mask = torch.zeros(1, height, width, dtype=torch.float32)
+            for box in d[key]:
+                x, y, w, h = (float(v) for v in box)
+                x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
+                x1, y1 = min(int(np.ceil(x + w)), width), min(int(np.ceil(y + h)), height)
+                if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
+                    raise ValueError(f"{_item_name(d)}: box {list(box)} is empty or outside the {width} x {height} image")
+                mask[:, y0:y1, x0:x1] = 1.0
+            d[self.output_key] = mask
+        return d
+
+
 TripletsToMatrixD = TripletsToMatrixDict = TripletsToMatrixd
 SampleProtoCLNegativesD = SampleProtoCLNegativesDict = SampleProtoCLNegativesd
 RandLateralFlipD = RandLateralFlipDict = RandLateralFlipd
 AsThreeChannelsD = AsThreeChannelsDict = AsThreeChannelsd
 DecodeFindingMasksD = DecodeFindingMasksDict = DecodeFindingMasksd
+BoxesToMaskD = BoxesToMaskDict = BoxesToMaskd

@@ -10,6 +10,14 @@
 # limitations under the License.
 """MeDSLIP on MONAI's Ignite engines: batch preparation, inferers, metrics and handlers."""
 
+from medslip_monai.engines.evaluation import (
+    ClassIndexd,
+    ClassScoresInferer,
+    OutputCollector,
+    collect_splits,
+    split_loaders,
+    write_zero_shot_report,
+)
 from medslip_monai.engines.findings import FindingsInferer, FindingsWriter
 from medslip_monai.engines.handlers import (
     GroundingImageHandler,
@@ -34,6 +42,12 @@ from medslip_monai.engines.workflow import (
 )
 
 __all__ = [
+    "ClassIndexd",
+    "ClassScoresInferer",
+    "OutputCollector",
+    "collect_splits",
+    "split_loaders",
+    "write_zero_shot_report",
     "FindingAUC",
     "FindingsInferer",
     "FindingsWriter",

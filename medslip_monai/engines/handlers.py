@@ -209,6 +209,8 @@ def _json_safe(value: Any) -> Any:
     """NaN and infinity are not JSON: write them as null."""
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

@@ -111,10 +111,26 @@ def training_scalars(output: dict) -> dict[str, float]:
     }
 
 
-def weight_decay_groups(network: nn.Module, weight_decay: float) -> list[dict]:
-    """Parameter groups with weight decay on weight matrices and kernels only (not biases or norm parameters)."""
-    decay, no_decay = [], []
-    for parameter in network.parameters():
+def weight_decay_groups(
+    network: nn.Module, weight_decay: float, lr_scales: dict[str, float] | None = None, lr: float | None = None
+) -> list[dict]:
+    """Parameter groups with weight decay on weight matrices and kernels only (not biases or norm parameters).
+
+    ``lr_scales`` (``{"trunk": 0.1}``) gives the parameters under a submodule a learning rate of ``lr`` times the
+    scale (discriminative fine-tuning: a pre-trained encoder moves slower than a new decoder).
+    """
+    scales = dict(lr_scales or {})
+    if scales and lr is None:
+        raise ValueError("lr_scales needs the base learning rate lr")
+    groups: dict[tuple[float, bool], list] = {}
+    for name, parameter in network.named_parameters():
         if parameter.requires_grad:
-            (decay if parameter.ndim > 1 else no_decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            scale = next((v for prefix, v in scales.items() if name == prefix or name.startswith(prefix + ".")), 1.0)
+            groups.setdefault((scale, parameter.ndim > 1), []).append(parameter)
+    result = []
+    for (scale, decays), parameters in sorted(groups.items(), key=lambda item: (-item[0][0], not item[0][1])):
+        group = {"params": parameters, "weight_decay": weight_decay if decays else 0.0}
+        if scales:
+            group["lr"] = lr * scale
+        result.append(group)
+    return result

@@ -10,7 +10,12 @@
 # limitations under the License.
 """MeDSLIP networks."""
 
+from medslip_monai.networks.finetune import MeDSLIPClassifier, MeDSLIPUNet, load_encoder_weights
 from medslip_monai.networks.medslip import SUPPORTED_BACKBONES, MeDSLIP, QueryDecoder, QueryDecoderLayer, ResNetTrunk
 from medslip_monai.networks.predictor import MeDSLIPPredictor
 
-__all__ = ["MeDSLIP", "MeDSLIPPredictor", "QueryDecoder", "QueryDecoderLayer", "ResNetTrunk", "SUPPORTED_BACKBONES"]
+__all__ = [
+    "MeDSLIPClassifier",
+    "MeDSLIPUNet",
+    "load_encoder_weights",
+    "MeDSLIP", "MeDSLIPPredictor", "QueryDecoder", "QueryDecoderLayer", "ResNetTrunk", "SUPPORTED_BACKBONES"]

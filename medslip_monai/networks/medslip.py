@@ -46,8 +46,9 @@ class ResNetTrunk(nn.Module):
         )
         self.conv1, self.bn1, self.act, self.maxpool = resnet.conv1, resnet.bn1, resnet.act, resnet.maxpool
         self.layer1, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
-        last_block = self.layer3[-1]
-        self.out_channels = int((last_block.bn3 if hasattr(last_block, "bn3") else last_block.bn2).num_features)
+        widths = [int((b.bn3 if hasattr(b, "bn3") else b.bn2).num_features) for b in (l[-1] for l in (self.layer1, self.layer2, self.layer3))]
+        self.stage_channels = (int(self.bn1.num_features), *widths)  # channels of the maps that ``stages`` returns
+        self.out_channels = widths[-1]
         if channels_last:
             self.to(memory_format=torch.channels_last)
 

@@ -1,0 +1,242 @@
+# Copyright (c) 2026 medslip-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Downstream readers on the real public annotation files (torchxrayvision 1.5.7 wheel; images synthesised),
+class-to-entity mapping, box rasterisation and the zero-shot metrics."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from medslip_monai.assets import fetch_wheel
+from medslip_monai.data import BoxesToMaskd, LoadXRayd, label_fraction
+from medslip_monai.data.downstream import (
+    CXR14_CLASSES,
+    read_covidx,
+    read_cxr14,
+    read_rsna,
+    read_siim,
+    rle_decode,
+    rle_encode,
+    split_by_patient,
+    zero_shot_classes,
+)
+from medslip_monai.engines.evaluation import OutputCollector, classification_metrics, grounding_metrics
+from tests.test_image_input import dicom
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def xrv(tmp_path_factory):
+    """The label files of the torchxrayvision wheel, copied as they are (gzip kept) into a temporary folder."""
+    folder = tmp_path_factory.mktemp("xrv")
+    with zipfile.ZipFile(fetch_wheel("torchxrayvision")) as wheel:
+        for name in ("Data_Entry_2017_v2020.csv.gz", "BBox_List_2017.csv.gz", "siim-pneumothorax-train-rle.csv.gz"):
+            (folder / name).write_bytes(wheel.read(f"torchxrayvision/data/{name}"))
+        archive = zipfile.ZipFile(io.BytesIO(wheel.read("torchxrayvision/data/kaggle_stage_2_train_labels.csv.zip")))
+        (folder / "stage_2_train_labels.csv").write_bytes(archive.read("stage_2_train_labels.csv"))
+    return folder
+
+
+def test_cxr14_labels_and_boxes_from_the_real_files(xrv, tmp_path):
+    read = read_cxr14(xrv / "Data_Entry_2017_v2020.csv.gz", tmp_path, xrv / "BBox_List_2017.csv.gz", missing="keep")
+    items = read["classification"]
+    assert len(items) == 112_120
+    counts = dict(zip(CXR14_CLASSES, np.sum([item["label"] for item in items], axis=0)))
+    assert counts["Effusion"] == 13_317 and counts["Infiltration"] == 19_894 and counts["Hernia"] == 227
+    assert sum(not any(item["label"]) for item in items) == 60_361  # "No Finding"
+    boxes = read["grounding"]
+    assert sum(len(item["boxes"]) for item in boxes) == 984 and len({item["image"] for item in boxes}) == 880
+    assert Counter(item["finding"] for item in boxes)["Infiltration"] > 0  # BBox_List's "Infiltrate"
+    first = next(item for item in boxes if item["image"].endswith("00013118_008.png") and item["finding"] == "Atelectasis")
+    assert first["boxes"][0] == pytest.approx([225.0847, 547.0192, 86.7797, 79.1864], abs=1e-3)
+
+    # with a few images on disk, the default policy refuses the rest and "drop" keeps what exists
+    for item in boxes[:5]:
+        Image.fromarray(np.zeros((64, 64), np.uint8)).save(item["image"])
+    with pytest.raises(FileNotFoundError, match="images not found"):
+        read_cxr14(xrv / "Data_Entry_2017_v2020.csv.gz", tmp_path, xrv / "BBox_List_2017.csv.gz")
+    kept = read_cxr14(xrv / "Data_Entry_2017_v2020.csv.gz", tmp_path, xrv / "BBox_List_2017.csv.gz", missing="drop")
+    assert 1 <= len(kept["classification"]) <= 5 and len(kept["grounding"]) >= 5
+
+
+def test_rsna_labels_and_boxes_from_the_real_file(xrv, tmp_path):
+    read = read_rsna(xrv / "stage_2_train_labels.csv", tmp_path, missing="keep")
+    assert len(read["classification"]) == 26_684
+    assert sum(item["label"][0] for item in read["classification"]) == 6_012 == len(read["grounding"])
+    assert sum(len(item["boxes"]) for item in read["grounding"]) == 9_555
+    example = next(i for i in read["grounding"] if i["patient"] == "00436515-870c-4b36-a041-de91049b9ab4")
+    assert example["boxes"] == [[264.0, 152.0, 213.0, 379.0], [562.0, 152.0, 256.0, 453.0]]
+    assert example["image"].endswith("00436515-870c-4b36-a041-de91049b9ab4.dcm")
+
+
+def test_siim_rle_decoding_matches_the_documented_example_and_round_trips(xrv):
+    with gzip.open(xrv / "siim-pneumothorax-train-rle.csv.gz", "rt") as handle:
+        lines = handle.read().splitlines()
+    assert lines[0] == "ImageId, EncodedPixels"  # the leading space the reader must tolerate
+    rows = [line.split(",", 1) for line in lines[1:]]
+    code = dict(rows)["1.2.276.0.7230010.3.1.4.8323329.13666.1517875247.117800"]
+    mask = rle_decode(code)
+    rows_, cols = np.nonzero(mask)
+    assert mask.sum() == 30_859 and (cols.min(), cols.max(), rows_.min(), rows_.max()) == (544, 795, 125, 390)
+    positives = [c for _, c in rows if c.strip() != "-1"]
+    assert len(positives) == 3_576
+    for c in positives[::7]:  # every 7th component: decode then encode gives the same text
+        assert rle_encode(rle_decode(c)) == c.strip()
+    with pytest.raises(ValueError, match="past the end"):
+        rle_decode("1048570 10")
+    with pytest.raises(ValueError, match="pairs"):
+        rle_decode("5 3 7")
+
+
+def test_siim_reader_finds_nested_dicoms_and_writes_masks(xrv, tmp_path):
+    with gzip.open(xrv / "siim-pneumothorax-train-rle.csv.gz", "rt") as handle:
+        rows = [line.split(",", 1) for line in handle.read().splitlines()[1:]]
+    by_image: dict[str, list[str]] = {}
+    for uid, code in rows:
+        by_image.setdefault(uid, []).append(code)
+    several = next(uid for uid, codes in by_image.items() if len(codes) >= 3)
+    negative = next(uid for uid, codes in by_image.items() if codes == ["-1"])
+    single = next(uid for uid, codes in by_image.items() if len(codes) == 1 and codes[0] != "-1")
+    for uid in (several, negative, single):  # the competition's study/series/instance folders
+        folder = tmp_path / "dicom-images-train" / uid[:20] / uid[20:40]
+        folder.mkdir(parents=True, exist_ok=True)
+        dicom(folder / f"{uid}.dcm", np.full((64, 64), 100), bits=8)
+    read = read_siim(xrv / "siim-pneumothorax-train-rle.csv.gz", tmp_path / "dicom-images-train", tmp_path / "masks",
+                     missing="drop")  # fmt: skip
+    labels = {item["patient"]: item["label"][0] for item in read["classification"]}
+    assert labels == {several: 1, negative: 0, single: 1}
+    masks = {item["patient"]: np.asarray(Image.open(item["label"])) > 0 for item in read["segmentation"]}
+    union = np.logical_or.reduce([rle_decode(c) for c in by_image[several]])
+    assert np.array_equal(masks[several], union) and not masks[negative].any()
+    assert {item["patient"] for item in read["grounding"]} == {several, single}
+
+
+def test_covidx_label_file(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "b.png").write_bytes(b"")
+    labels = tmp_path / "test.txt"
+    labels.write_text("101 a.png positive bimcv\n102 b.png negative rsna\n")
+    read = read_covidx(labels, tmp_path)["classification"]
+    assert [(i["patient"], i["label"]) for i in read] == [("101", [1]), ("102", [0])]
+    labels.write_text("101 a.png maybe bimcv\n")
+    with pytest.raises(ValueError, match=r"test.txt, line 1: unknown class 'maybe'"):
+        read_covidx(labels, tmp_path)
+
+
+def test_malformed_files_are_named_with_the_problem(tmp_path):
+    bad = tmp_path / "labels.csv"
+    bad.write_text("patientId,x,y,width\nabc,1,2,3\n")
+    with pytest.raises(ValueError, match=r"labels.csv: missing column\(s\) \['height', 'Target'\]"):
+        read_rsna(bad, tmp_path)
+    bad.write_text("patientId,x,y,width,height,Target\nabc,1,2,three,4,1\n")
+    with pytest.raises(ValueError, match=r"labels.csv, line 2: 'three' is not a number"):
+        read_rsna(bad, tmp_path, missing="keep")
+    bad.write_text("ImageId, EncodedPixels\n1.2.3,4 5 6\n")
+    (tmp_path / "1.2.3.dcm").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"labels.csv, line 2: run-length code must be pairs"):
+        read_siim(bad, tmp_path, tmp_path / "masks")
+
+
+def test_patient_split_is_disjoint_shared_by_tasks_and_reproducible():
+    items = [{"image": f"{p}_{k}.png", "patient": str(p)} for p in range(50) for k in range(3)]
+    lists = {"classification": items, "grounding": items[::2]}
+    splits = split_by_patient(lists, validation=0.1, test=0.2, seed=3)
+    assert splits == split_by_patient(lists, validation=0.1, test=0.2, seed=3)
+    patients = {name: {i["patient"] for i in split} for name, split in splits["classification"].items()}
+    assert len(patients["test"]) == 10 and len(patients["validation"]) == 5
+    assert not (patients["test"] & patients["training"]) and not (patients["validation"] & patients["training"])
+    for name, split in splits["grounding"].items():
+        assert {i["patient"] for i in split} <= patients[name]
+    ten, one = label_fraction(items, 0.1, seed=0), label_fraction(items, 0.01, seed=0)
+    assert len(ten) == 15 and len(one) == 2 and all(item in ten for item in one)
+
+
+def test_classes_map_to_entities_or_descriptions():
+    entities, descriptions, order = zero_shot_classes(
+        ["COVID-19", "Effusion", "Fibrosis"], {"Effusion": "effusion", "Fibrosis": "tail_abnorm_obs"},
+        {"COVID-19": "covid words"},
+    )  # fmt: skip
+    assert entities == ["effusion", "tail_abnorm_obs"] and descriptions == ["covid words"] and order == [2, 0, 1]
+    with pytest.raises(ValueError, match="neither an entity"):
+        zero_shot_classes(["Unknown"], {}, {})
+    with pytest.raises(ValueError, match="not a MeDSLIP entity"):
+        zero_shot_classes(["X"], {"X": "not_an_entity"}, {})
+
+
+def test_downstream_command_builds_datalists_from_rsna_dicoms(xrv, tmp_path):
+    patients = ["00436515-870c-4b36-a041-de91049b9ab4", "0004cfab-14fd-4e49-80ba-63a80b6bddd6"]
+    (tmp_path / "images").mkdir()
+    for patient in patients:
+        dicom(tmp_path / "images" / f"{patient}.dcm", np.full((64, 64), 50), bits=8)
+    command = [sys.executable, "-m", "medslip_monai.data.downstream", "rsna", "--labels",
+               str(xrv / "stage_2_train_labels.csv"), "--images", str(tmp_path / "images"), "--out", str(tmp_path / "rsna"),
+               "--missing", "drop", "--validation", "0", "--test", "0.5"]  # fmt: skip
+    counts = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    assert sum(counts["classification"].values()) == 2 and sum(counts["grounding"].values()) == 1
+    written = json.loads((tmp_path / "rsna" / "classification.json").read_text())
+    assert written["classes"] == ["Pneumonia"]
+    first = (written["training"] + written["test"])[0]["image"]
+    assert LoadXRayd("image")({"image": first})["image"].shape == (1, 64, 64)
+
+
+def test_boxes_are_rasterised_with_x_along_columns():
+    data = BoxesToMaskd("boxes")({"image": torch.zeros(1, 40, 60), "boxes": [[10, 5, 20, 4], [55.5, 30, 10, 20]]})
+    mask = data["truth"][0]
+    assert mask.shape == (40, 60) and mask[5:9, 10:30].all() and mask.sum() == 4 * 20 + 10 * 5
+    with pytest.raises(ValueError, match="outside"):
+        BoxesToMaskd("boxes")({"image": torch.zeros(1, 40, 60), "boxes": [[70, 5, 5, 5]]})
+
+
+def test_thresholds_come_from_validation_and_intervals_bracket_the_estimate():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, (400, 2))
+    probs = np.clip(labels * 0.3 + rng.normal(0.4, 0.15, labels.shape), 0, 1)
+    shifted = np.clip(probs + 0.2, 0, 1)  # test scores are shifted: a test-chosen threshold would differ
+    result = classification_metrics((probs, labels), (shifted, labels), ["a", "b"], bootstrap=200)
+    assert result["a"]["threshold"] < 0.75 and result["a"]["auc"] > 0.85
+    for name in ("a", "b", "mean"):
+        low, high = result[name]["auc_ci95"]
+        assert low <= result[name]["auc"] <= high and high - low < 0.1
+
+
+def _grounding_collector(maps: torch.Tensor, truth: torch.Tensor) -> OutputCollector:
+    collector = OutputCollector()
+    collector._parts = {"maps": [maps[:, None]], "truth": [truth[:, None]], "finding": [torch.zeros(len(maps), dtype=torch.long)]}
+    return collector
+
+
+def test_grounding_metrics_reward_maps_on_the_region():
+    truth = torch.zeros(20, 64, 64)
+    maps = torch.rand(20, 8, 8) * 0.1
+    for n in range(20):
+        r, c = n % 6, (n * 5) % 6
+        truth[n, 8 * r : 8 * r + 16, 8 * c : 8 * c + 16] = 1
+        maps[n, r : r + 2, c : c + 2] = 1.0
+    good = grounding_metrics(_grounding_collector(maps, truth), _grounding_collector(maps, truth), ["x"], bootstrap=50)
+    assert good["mean"]["pointing_game"] == 1.0 and good["mean"]["dice"] > 0.8 and good["mean"]["recall"] > 0.9
+    flipped = maps.flip(-1).flip(-2)
+    bad = grounding_metrics(_grounding_collector(maps, truth), _grounding_collector(flipped, truth), ["x"], bootstrap=0)
+    assert bad["mean"]["dice"] < good["mean"]["dice"] - 0.3
+    official = grounding_metrics(_grounding_collector(maps, truth), _grounding_collector(maps, truth), ["x"],
+                                 heatmap="official", bootstrap=0)  # fmt: skip
+    assert official["heatmap"] == "official" and official["mean"]["pointing_game"] == 1.0

@@ -244,11 +244,13 @@ def region_scores(heat: torch.Tensor, truth: torch.Tensor, threshold: float | to
             "iou": inter / (area_p + area_t - inter).clamp(min=1), "dice": 2 * inter / (area_p + area_t).clamp(min=1)}  # fmt: skip
 
 
-def _grounding_items(collector: OutputCollector, heatmap: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    index = collector["finding"].long()
-    rows = torch.arange(len(index))
-    maps = collector["maps"][rows, index]
-    truth = collector["truth"][:, 0] > 0.5
+def _grounding_items(
+    collector: OutputCollector, heatmap: str, limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each item's map of its own class, its heat map, boolean ground truth and class index (first ``limit`` items)."""
+    index = collector["finding"].long()[:limit]
+    maps = collector["maps"][: len(index)][torch.arange(len(index)), index]
+    truth = collector["truth"][: len(index), 0] > 0.5
     return maps, heat_maps(maps, truth.shape[-2:], heatmap), truth, index
 
 
@@ -320,7 +322,7 @@ def _roc_figure(path: Path, probs: np.ndarray, labels: np.ndarray, classes: Sequ
 
 def _save_overlays(folder: Path, collector: OutputCollector, heatmap: str, classes: Sequence[str]) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
-    maps, heat, truth, index = _grounding_items(collector, heatmap)
+    _, heat, truth, index = _grounding_items(collector, heatmap, limit=len(collector.images))
     written = []
     for n, image in enumerate(collector.images):
         overlay = grounding_overlay(image, heat[n])

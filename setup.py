@@ -42,8 +42,9 @@ setup(
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "parameterized>=0.9"],
         # MONAI Label and MONAI Deploy need conflicting pydicom majors: install each extra in its own environment.
-        "label": ["monailabel==0.8.5", "pydicom<3"],
-        "deploy": ["monai-deploy-app-sdk>=4,<5", "highdicom>=0.22", "pydicom>=3"],
+        # label also needs a torch/torchvision pair that loads together (docs/apps.md): torch==2.15.0 torchvision==0.29.2
+        "label": ["monailabel==0.8.5", "pydicom<3", "requests>=2.28"],
+        "deploy": ["monai-deploy-app-sdk>=4,<5", "highdicom>=0.22", "pydicom>=3", "pyyaml>=6"],
     },
     classifiers=[
         "License :: OSI Approved :: Apache Software License",

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import TransformBackends
+from monai.utils import TransformBackends, look_up_option
 
 from medslip_monai.vocab import (
     ANATOMIES,
@@ -214,23 +214,33 @@ class AsThreeChannelsd(MapTransform):
 
 
 class DecodeFindingMasksd(MapTransform):
-    """Unpack a bit-packed label map ``[1, H, W]`` (bit ``k`` set where finding ``k`` lies) into ``[N, H, W]``.
+    """Unpack a label map ``[1, H, W]`` into finding masks ``[N, H, W]``.
 
     Args:
         keys: keys of the label maps.
-        num_findings: number of bits to unpack.
+        num_findings: number of findings ``N``.
+        encoding: ``"bits"`` (bit ``k`` set where finding ``k`` lies: the synthetic world's maps, where findings may
+            overlap) or ``"indices"`` (value ``k + 1`` where finding ``k`` lies, 0 background: the label maps
+            annotators save in MONAI Label). Values beyond ``N`` raise ``ValueError`` naming the image.
     """
 
     backend = [TransformBackends.TORCH]
 
-    def __init__(self, keys: KeysCollection, num_findings: int, allow_missing_keys: bool = False) -> None:
+    def __init__(self, keys: KeysCollection, num_findings: int, encoding: str = "bits", allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.num_findings = num_findings
+        self.encoding = look_up_option(encoding, ("bits", "indices"))
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
             packed = torch.as_tensor(d[key])[0].round().to(torch.int64)
+            if self.encoding == "indices":
+                if int(packed.max()) > self.num_findings or int(packed.min()) < 0:
+                    source = getattr(d[key], "meta", {}).get("filename_or_obj") or _item_name(d)
+                    raise ValueError(f"{source}: label values {packed.unique().tolist()} outside 0..{self.num_findings}")
+                d[key] = (packed.unsqueeze(0) == torch.arange(1, self.num_findings + 1)[:, None, None]).to(torch.float32)
+                continue
             bits = 2 ** torch.arange(self.num_findings, dtype=torch.int64)
             d[key] = ((packed.unsqueeze(0) & bits[:, None, None]) > 0).to(torch.float32)
         return d

@@ -194,8 +194,9 @@ class SegmentationTrainTask(TrainTask):
     ``configs/finetune_segmentation.json`` and serve the best validation checkpoint.
 
     The labelled images are shuffled with ``seed`` and ``val_split`` of them (at least one) validate; the run folder
-    ``<weights folder>/runs/<time>`` keeps the datalist, checkpoints and metrics. With ``pretrained`` (default) the
-    network starts from the weights being served, when there are any; otherwise from the MeDSLIP encoder.
+    ``<weights folder>/runs/<time>_<random>`` keeps the datalist, checkpoints and metrics. With ``pretrained``
+    (default) the network starts from the weights being served, when there are any; otherwise from the MeDSLIP
+    encoder.
 
     Args:
         bundle_root: the bundle folder.

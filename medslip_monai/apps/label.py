@@ -31,6 +31,7 @@ import random
 import shutil
 import tempfile
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,9 @@ class _MeDSLIPInferTask(BasicInferTask):
         self.classes = list(classes)
         self._models: dict[str, tuple[float, Any]] = {}
 
+    @abstractmethod
     def build(self, device: str) -> Any:
-        raise NotImplementedError
+        """The model (from :mod:`medslip_monai.apps.assist`) for ``device``, built from the current weights."""
 
     def model(self, device: str) -> Any:
         weights = self.get_path()

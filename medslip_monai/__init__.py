@@ -14,7 +14,19 @@ __version__ = "0.1.0"
 
 import importlib
 
-__all__ = ["assets", "checkpoint", "data", "engines", "losses", "networks", "reports", "text", "utils", "vocab", "__version__"]
+__all__ = [
+    "assets",
+    "checkpoint",
+    "data",
+    "engines",
+    "losses",
+    "networks",
+    "reports",
+    "text",
+    "utils",
+    "vocab",
+    "__version__",
+]
 
 
 def __getattr__(name: str):

@@ -27,13 +27,22 @@ __all__ = ["PINNED_WHEELS", "cache_dir", "fetch_wheel"]
 
 #: package -> (version, wheel file name, SHA-256)
 PINNED_WHEELS = {
-    "torchxrayvision": ("1.5.7", "torchxrayvision-1.5.7-py3-none-any.whl",
-                        "95f6c3475661f3515d4258deb0855bd5d1b1a56e0b65384251d3dd3fa61fac41"),
-    "radlabels": ("0.2.0", "radlabels-0.2.0-py3-none-any.whl",
-                  "80af1df92ffd39925563079b9efed283b85196436f152cb33025ece42371fade"),
-    "pydicom-data": ("1.0.0", "pydicom_data-1.0.0-py3-none-any.whl",
-                     "622ac97265f1d91f76b5120b5bd6eb0f57737c392ef863b72c71779c91e33637"),
-}  # fmt: skip
+    "torchxrayvision": (
+        "1.5.7",
+        "torchxrayvision-1.5.7-py3-none-any.whl",
+        "95f6c3475661f3515d4258deb0855bd5d1b1a56e0b65384251d3dd3fa61fac41",
+    ),
+    "radlabels": (
+        "0.2.0",
+        "radlabels-0.2.0-py3-none-any.whl",
+        "80af1df92ffd39925563079b9efed283b85196436f152cb33025ece42371fade",
+    ),
+    "pydicom-data": (
+        "1.0.0",
+        "pydicom_data-1.0.0-py3-none-any.whl",
+        "622ac97265f1d91f76b5120b5bd6eb0f57737c392ef863b72c71779c91e33637",
+    ),
+}
 
 
 def cache_dir() -> Path:
@@ -61,8 +70,19 @@ def fetch_wheel(package: str) -> Path:
     path = folder / filename
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--quiet",
-                   "--dest", str(folder), f"{package}=={version}"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--quiet",
+            "--dest",
+            str(folder),
+            f"{package}=={version}",
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0 or not path.is_file():
             raise RuntimeError(f"pip could not download {package}=={version}: {result.stderr.strip()[-2000:]}")

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -139,7 +140,7 @@ def load_official_checkpoint(
     """
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - report the file and reason whatever pickle raises
+    except Exception as e:
         raise ValueError(f"{path}: not a loadable weights-only checkpoint ({type(e).__name__}: {e})") from None
     renamed, unknown = official_to_medslip(_state_dict_of(checkpoint, str(path)))
     ignore = set(ignore)
@@ -156,8 +157,10 @@ def load_official_checkpoint(
         problems = [f"shape mismatch: {e}" for e in shape_errors]
         problems += [f"unexpected: {k}" for k in unexpected] + [f"missing: {k}" for k in missing]
         shown = "\n  ".join(problems[:40]) + ("\n  ..." if len(problems) > 40 else "")
-        raise ValueError(f"{path} does not fit the network ({len(problems)} problem(s)); pass ignore=[...] for "
-                         f"keys to skip or strict=False:\n  {shown}")  # fmt: skip
+        raise ValueError(
+            f"{path} does not fit the network ({len(problems)} problem(s)); pass ignore=[...] for "
+            f"keys to skip or strict=False:\n  {shown}"
+        )
     usable = {k: v for k, v in renamed.items() if k in own and v.shape == own[k].shape and k not in ignore}
     network.load_state_dict(usable, strict=False)
     return ImportReport(len(usable), missing, unexpected + [e.split(":")[0] for e in shape_errors], ignored)
@@ -165,8 +168,12 @@ def load_official_checkpoint(
 
 #: (bottleneck blocks, blocks in layer3) -> backbone name
 _BACKBONES_BY_LAYOUT = {
-    (False, 1): "resnet10", (False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50", (True, 23): "resnet101",
-}  # fmt: skip
+    (False, 1): "resnet10",
+    (False, 2): "resnet18",
+    (False, 6): "resnet34",
+    (True, 6): "resnet50",
+    (True, 23): "resnet101",
+}
 
 
 def model_settings(model_file: str | os.PathLike) -> dict[str, Any]:

@@ -131,8 +131,16 @@ PATHOLOGIES: tuple[str, ...] = tuple(PATHOLOGY_DESCRIPTIONS)
 #: Pathology entities that describe normality or stability rather than a finding to locate, plus the bin of excluded
 #: observations; inference reports their probabilities but draws and locates none of them.
 DESCRIPTIVE_ENTITIES: tuple[str, ...] = (
-    "normal", "clear", "sharp", "sharply", "unremarkable", "intact", "stable", "free", "excluded_obs",
-)  # fmt: skip
+    "normal",
+    "clear",
+    "sharp",
+    "sharply",
+    "unremarkable",
+    "intact",
+    "stable",
+    "free",
+    "excluded_obs",
+)
 
 _ANATOMY_PLACES: dict[str, str] = {
     "trachea": "the trachea, the midline airway above the carina",
@@ -230,7 +238,9 @@ def pathology_index(name: str) -> int:
     try:
         return _PATHOLOGY_INDEX[name]
     except KeyError:
-        raise KeyError(f"unknown pathology entity {name!r}; expected one of the 75 names in medslip_monai.vocab") from None
+        raise KeyError(
+            f"unknown pathology entity {name!r}; expected one of the 75 names in medslip_monai.vocab"
+        ) from None
 
 
 def anatomy_index(name: str) -> int:
@@ -238,4 +248,6 @@ def anatomy_index(name: str) -> int:
     try:
         return _ANATOMY_INDEX[name]
     except KeyError:
-        raise KeyError(f"unknown anatomy entity {name!r}; expected one of the 51 names in medslip_monai.vocab") from None
+        raise KeyError(
+            f"unknown anatomy entity {name!r}; expected one of the 51 names in medslip_monai.vocab"
+        ) from None

@@ -189,8 +189,13 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
-                {"ratio": ratio, "throughput": rows, "inference": inference, "threads": torch.get_num_threads(),
-                 "allocator_tuned": tuned},  # fmt: skip
+                {
+                    "ratio": ratio,
+                    "throughput": rows,
+                    "inference": inference,
+                    "threads": torch.get_num_threads(),
+                    "allocator_tuned": tuned,
+                },
                 f,
                 indent=1,
             )
@@ -206,9 +211,23 @@ def training_benchmarks(args, header: str) -> tuple[dict, list[dict]]:
     )
     rows = []
     for batch in args.throughput_batches:
-        command = [sys.executable, __file__, "--child", "--batch", str(batch), "--backbone", args.backbone,
-                   "--image-size", str(args.image_size), "--text-dim", str(args.text_dim),
-                   "--warmup", "1", "--repeats", str(max(3, args.repeats // 2))]  # fmt: skip
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--batch",
+            str(batch),
+            "--backbone",
+            args.backbone,
+            "--image-size",
+            str(args.image_size),
+            "--text-dim",
+            str(args.text_dim),
+            "--warmup",
+            "1",
+            "--repeats",
+            str(max(3, args.repeats // 2)),
+        ]
         if args.threads:
             command += ["--threads", str(args.threads)]
         if args.default_allocator:
@@ -220,8 +239,10 @@ def training_benchmarks(args, header: str) -> tuple[dict, list[dict]]:
             f"peak RSS {row['peak_rss_gb']:.2f} GB (target at batch 32: < 4.5 GB)"
         )
     if len(rows) > 1:
-        print(f"throughput batch {rows[-1]['batch']} / batch {rows[0]['batch']}: "
-              f"{rows[-1]['images_per_s'] / rows[0]['images_per_s']:.3f} (must not fall below 1)")  # fmt: skip
+        print(
+            f"throughput batch {rows[-1]['batch']} / batch {rows[0]['batch']}: "
+            f"{rows[-1]['images_per_s'] / rows[0]['images_per_s']:.3f} (must not fall below 1)"
+        )
     return ratio, rows
 
 

@@ -72,26 +72,46 @@ def main() -> None:
         iu = [s.report for s in read_iu(archive, tmp) if not isinstance(s, Problem)]
         results["iu_reports_per_second"] = rate(iu, args.repeats)
         results["radlabels_reports_per_second"] = rate([t for _, t, _ in radlabels_cases(radlabels)], args.repeats)
-        command = [sys.executable, "-m", "medslip_monai.reports", "iu", "--reports", str(archive), "--images", tmp,
-                   "--out", str(Path(tmp) / "iu.json"), "--no-check-images", "--quiet"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "medslip_monai.reports",
+            "iu",
+            "--reports",
+            str(archive),
+            "--images",
+            tmp,
+            "--out",
+            str(Path(tmp) / "iu.json"),
+            "--no-check-images",
+            "--quiet",
+        ]
         start = time.perf_counter()
         summary = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
         results["iu_command_wall_seconds"] = time.perf_counter() - start
         results["iu_command"] = summary
-    print(f"extraction, one core: IU {results['iu_reports_per_second']:.0f} reports/s ({len(iu)} reports), "
-          f"radlabels {results['radlabels_reports_per_second']:.0f} reports/s (median of {args.repeats})")
-    print(f"datalist command over the 3,955 IU reports: {results['iu_command_wall_seconds']:.1f} s wall "
-          f"({summary['reports_per_second']} reports/s inside the command; {summary['problems']} problems reported)")
+    print(
+        f"extraction, one core: IU {results['iu_reports_per_second']:.0f} reports/s ({len(iu)} reports), "
+        f"radlabels {results['radlabels_reports_per_second']:.0f} reports/s (median of {args.repeats})"
+    )
+    print(
+        f"datalist command over the 3,955 IU reports: {results['iu_command_wall_seconds']:.1f} s wall "
+        f"({summary['reports_per_second']} reports/s inside the command; {summary['problems']} problems reported)"
+    )
     gold = json.loads(GOLD.read_text())
     for batch in ("development", "held-out"):
         result = evaluate_iu_gold(txv, [g for g in gold if g["batch"] == batch])
         results[f"iu_gold_{batch}"] = {k: v for k, v in result.items() if k != "per_finding"}
-        print(f"\nIU gold, {batch} batch ({result['sentences']} sentences), triplet precision "
-              f"{result['triplet_precision']:.3f} recall {result['triplet_recall']:.3f}\n{markdown_table(result)}")
+        print(
+            f"\nIU gold, {batch} batch ({result['sentences']} sentences), triplet precision "
+            f"{result['triplet_precision']:.3f} recall {result['triplet_recall']:.3f}\n{markdown_table(result)}"
+        )
     mesh = evaluate_iu_mesh(txv)
     results["iu_mesh"] = {k: v for k, v in mesh.items() if k != "per_finding"}
-    print(f"\nIU MeSH major headings as weak labels ({mesh['reports']} reports; MeSH states no negations)\n"
-          f"{markdown_table(mesh)}")
+    print(
+        f"\nIU MeSH major headings as weak labels ({mesh['reports']} reports; MeSH states no negations)\n"
+        f"{markdown_table(mesh)}"
+    )
     for policy in ("positive", "ignore"):
         result = evaluate_radlabels(radlabels, ReportExtractor(uncertain=policy))
         results[f"radlabels_uncertain_{policy}"] = {k: v for k, v in result.items() if k != "per_finding"}

@@ -53,8 +53,13 @@ def main(argv: list[str] | None = None) -> int:
 
     texts = json.loads(Path(args.entity_texts).read_text()) if args.entity_texts else {}
     encoder = resolve_text_encoder(args.text_encoder)
-    books = entity_books(encoder, pooling=args.pooling, max_length=args.max_length,
-                         pathology_texts=texts.get("pathology"), anatomy_texts=texts.get("anatomy"))  # fmt: skip
+    books = entity_books(
+        encoder,
+        pooling=args.pooling,
+        max_length=args.max_length,
+        pathology_texts=texts.get("pathology"),
+        anatomy_texts=texts.get("anatomy"),
+    )
     network = MeDSLIP(books, backbone=args.backbone, init="official", icl_scale=1.0, protocl_scale=1.0)
     try:
         report = load_official_checkpoint(args.checkpoint, network, strict=not args.no_strict, ignore=args.ignore)
@@ -70,12 +75,26 @@ def main(argv: list[str] | None = None) -> int:
         "file": out.name,
         "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "imported_from": {"path": str(Path(args.checkpoint).resolve()), "sha256": hashlib.sha256(source).hexdigest()},
-        "network": {"backbone": args.backbone, "text_dim": books.dim, "icl_scale": 1.0, "protocl_scale": 1.0,
-                    "image_size": 224},  # fmt: skip
-        "text_encoder": {"path": str(encoder), "pooling": args.pooling, "max_length": args.max_length,
-                         "entity_texts": args.entity_texts},  # fmt: skip
-        "report": {"loaded": report.loaded, "missing": report.missing, "unexpected": report.unexpected,
-                   "ignored": report.ignored, "strict": not args.no_strict},  # fmt: skip
+        "network": {
+            "backbone": args.backbone,
+            "text_dim": books.dim,
+            "icl_scale": 1.0,
+            "protocl_scale": 1.0,
+            "image_size": 224,
+        },
+        "text_encoder": {
+            "path": str(encoder),
+            "pooling": args.pooling,
+            "max_length": args.max_length,
+            "entity_texts": args.entity_texts,
+        },
+        "report": {
+            "loaded": report.loaded,
+            "missing": report.missing,
+            "unexpected": report.unexpected,
+            "ignored": report.ignored,
+            "strict": not args.no_strict,
+        },
         "versions": {"medslip_monai": __version__, "torch": torch.__version__},
     }
     out.with_suffix(".json").write_text(json.dumps(record, indent=1))

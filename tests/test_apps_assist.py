@@ -41,7 +41,10 @@ def test_label_map_keeps_the_strongest_finding_above_its_threshold():
 
 
 def test_thresholds_come_from_the_evaluation_report_with_zero_kept(tmp_path):
-    report = {"classification": {"effusion": {"threshold": 0.0}, "mean": {"auc": 0.9}}, "grounding": {"nodule": {"threshold": 0.3}}}
+    report = {
+        "classification": {"effusion": {"threshold": 0.0}, "mean": {"auc": 0.9}},
+        "grounding": {"nodule": {"threshold": 0.3}},
+    }
     (tmp_path / "metrics.json").write_text(json.dumps(report))
     chosen = read_thresholds(tmp_path / "metrics.json", ["effusion", "nodule"])
     assert chosen == {"classification": [0.0, 0.5], "grounding": [0.5, 0.3]}

@@ -81,15 +81,25 @@ def test_pretraining_runs_from_a_datalist_built_by_the_reports_command(tmp_path)
         writer.writerow(["image", "report", "split"])
         writer.writerows([str(world / item["image"]), item["report"], "train"] for item in truth)
     datalist = tmp_path / "corpus" / "pretrain.json"
-    command = [sys.executable, "-m", "medslip_monai.reports", "csv", "--csv", str(tmp_path / "corpus.csv"),
-               "--out", str(datalist), "--quiet"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "medslip_monai.reports",
+        "csv",
+        "--csv",
+        str(tmp_path / "corpus.csv"),
+        "--out",
+        str(datalist),
+        "--quiet",
+    ]
     summary = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     assert summary["reports"] == len(truth) and summary["problems"] == 0
     built = json.loads(datalist.read_text())["training"]
     assert [sorted(item["triplets"]) for item in built] == [sorted(item["triplets"]) for item in truth]
 
-    workflow = train_workflow(tmp_path, **TINY, epochs=1, datalist=str(datalist),
-                              val_datalist=str(world / "pretrain.json"))  # fmt: skip
+    workflow = train_workflow(
+        tmp_path, **TINY, epochs=1, datalist=str(datalist), val_datalist=str(world / "pretrain.json")
+    )
     workflow.initialize()
     workflow.run()
     workflow.finalize()
@@ -151,8 +161,12 @@ def check_zero_shot_evaluation(bundle_root: Path) -> None:
     run_config("evaluate.json", bundle_root, "infer", num_workers=0, bootstrap=200, overlays=4)
     report = json.loads((bundle_root / "eval" / "zero_shot" / "metrics.json").read_text())
     classification, grounding = report["classification"]["mean"], report["grounding"]["mean"]
-    print({"zero_shot": {k: round(v, 3) for k, v in classification.items() if isinstance(v, float)},
-           "grounding": {k: round(v, 3) for k, v in grounding.items() if isinstance(v, float)}})  # fmt: skip
+    print(
+        {
+            "zero_shot": {k: round(v, 3) for k, v in classification.items() if isinstance(v, float)},
+            "grounding": {k: round(v, 3) for k, v in grounding.items() if isinstance(v, float)},
+        }
+    )
     assert classification["auc"] >= MIN_TEST_AUC and classification["f1"] >= MIN_TEST_F1
     assert grounding["pointing_game"] >= MIN_TEST_POINTING_GAME
 
@@ -177,15 +191,23 @@ def check_inference_on_test_images(bundle_root: Path) -> None:
     folder.mkdir()
     for item in test:
         (folder / Path(item["image"]).name).symlink_to(item["image"])
-    workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs" / "inference.json"), workflow_type="infer",
-                              bundle_root=str(bundle_root), input=str(folder),
-                              new_findings={f"{label}, in other words": text for label, text in PARAPHRASES.items()},
-                              threshold=0.0, overlays=False, num_workers=0)  # fmt: skip
+    workflow = ConfigWorkflow(
+        config_file=str(BUNDLE / "configs" / "inference.json"),
+        workflow_type="infer",
+        bundle_root=str(bundle_root),
+        input=str(folder),
+        new_findings={f"{label}, in other words": text for label, text in PARAPHRASES.items()},
+        threshold=0.0,
+        overlays=False,
+        num_workers=0,
+    )
     workflow.initialize()
     workflow.run()
     workflow.finalize()
-    rows = {Path(row["image"]).name: row for row in json.loads(
-        (bundle_root / "eval" / "inference" / "findings.json").read_text())["images"]}  # fmt: skip
+    rows = {
+        Path(row["image"]).name: row
+        for row in json.loads((bundle_root / "eval" / "inference" / "findings.json").read_text())["images"]
+    }
     findings = json.loads((BUNDLE / "configs" / "train.json").read_text())["findings"]
     labels = torch.tensor([item["label"] for item in test], dtype=torch.float32)
     ordered = [rows[Path(item["image"]).name] for item in test]
@@ -210,8 +232,12 @@ def check_inference_on_test_images(bundle_root: Path) -> None:
 
 
 def run_config(name: str, bundle_root: Path, workflow_type: str, **overrides) -> ConfigWorkflow:
-    workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs" / name), workflow_type=workflow_type,
-                              bundle_root=str(bundle_root), **overrides)  # fmt: skip
+    workflow = ConfigWorkflow(
+        config_file=str(BUNDLE / "configs" / name),
+        workflow_type=workflow_type,
+        bundle_root=str(bundle_root),
+        **overrides,
+    )
     workflow.initialize()
     assert workflow.check_properties() == []
     workflow.run()
@@ -238,8 +264,17 @@ def test_downstream_configs_run_on_a_tiny_world(tmp_path):
 
     for name, metric in (("finetune_classification.json", "mean_auc"), ("finetune_segmentation.json", "mean_dice")):
         for pretrained in (str(tmp_path / "models" / "model.pt"), ""):
-            run_config(name, tmp_path, "train", num_workers=0, max_steps=2, batch_size=4, label_fraction=0.5,
-                       dataset_type="Dataset", pretrained_model=pretrained)  # fmt: skip
+            run_config(
+                name,
+                tmp_path,
+                "train",
+                num_workers=0,
+                max_steps=2,
+                batch_size=4,
+                label_fraction=0.5,
+                dataset_type="Dataset",
+                pretrained_model=pretrained,
+            )
             run = ("pretrained" if pretrained else "random") + "_0.5"
             folder = tmp_path / "eval" / name.removesuffix(".json") / run
             test = json.loads((folder / "metrics.json").read_text())

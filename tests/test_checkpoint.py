@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from monai.bundle import ConfigWorkflow
 
 from medslip_monai.checkpoint import load_official_checkpoint, medslip_to_official, model_settings, official_to_medslip
@@ -62,9 +61,21 @@ def official_file(tmp_path_factory, books):
 def test_official_layout_has_the_official_names(official_file):
     state = torch.load(official_file[0], weights_only=True)["model"]
     names = {k.split(".")[1] for k in state}
-    assert names == {"res_features", "mask_generator", "res_l1_pathology", "res_l2_pathology", "res_l1_anatomy",
-                     "res_l2_anatomy", "pathology_embedding_layer", "decoder_pathology", "decoder_anatomy",
-                     "classifier_pathology", "classifier_anatomy", "cl_fc_pathology", "cl_fc_anatomy"}  # fmt: skip
+    assert names == {
+        "res_features",
+        "mask_generator",
+        "res_l1_pathology",
+        "res_l2_pathology",
+        "res_l1_anatomy",
+        "res_l2_anatomy",
+        "pathology_embedding_layer",
+        "decoder_pathology",
+        "decoder_anatomy",
+        "classifier_pathology",
+        "classifier_anatomy",
+        "cl_fc_pathology",
+        "cl_fc_anatomy",
+    }
     assert "module.res_features.6.5.conv3.weight" in state  # layer3, last bottleneck
     assert "module.decoder_anatomy.layers.3.multihead_attn.in_proj_weight" in state
     assert "module.decoder_pathology.layers.0.linear2.bias" in state
@@ -74,8 +85,11 @@ def test_round_trip_through_the_official_layout_gives_the_same_outputs(official_
     path, source = official_file
     target = _network(books, seed=2)
     report = load_official_checkpoint(path, target)
-    assert report.missing == [] and report.unexpected == [] and report.loaded == len(medslip_to_official(
-        source.state_dict()))  # fmt: skip
+    assert (
+        report.missing == []
+        and report.unexpected == []
+        and report.loaded == len(medslip_to_official(source.state_dict()))
+    )
     image = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         expected, got = source(image), target(image)
@@ -93,9 +107,11 @@ def test_strict_import_names_what_does_not_fit(official_file, books, tmp_path):
     with pytest.raises(ValueError) as error:
         load_official_checkpoint(tmp_path / "broken.pth", _network(books, seed=2))
     assert "missing: mask_generator.bias" in str(error.value) and "unexpected: module.extra_head.weight" in str(
-        error.value)  # fmt: skip
-    report = load_official_checkpoint(tmp_path / "broken.pth", _network(books, seed=2),
-                                      ignore=["mask_generator.bias", "module.extra_head.weight"])  # fmt: skip
+        error.value
+    )
+    report = load_official_checkpoint(
+        tmp_path / "broken.pth", _network(books, seed=2), ignore=["mask_generator.bias", "module.extra_head.weight"]
+    )
     assert report.ignored == ["mask_generator.bias", "module.extra_head.weight"]
     other_width = EntityBooks(torch.zeros(75, 32), torch.zeros(51, 32))
     with pytest.raises(ValueError, match="shape mismatch: query_embedding.weight"):
@@ -125,8 +141,11 @@ def test_import_script_writes_the_bundle_model_and_provenance(tmp_path):
     source = MeDSLIP(minilm, backbone="resnet50", init="official", icl_scale=1.0, protocl_scale=1.0)
     torch.save({"model": medslip_to_official(source.state_dict())}, tmp_path / "official.pth")
     out = tmp_path / "models" / "model.pt"
-    result = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", str(tmp_path / "official.pth"),
-                             "--out", str(out)], capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--checkpoint", str(tmp_path / "official.pth"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "missing (0): -" in result.stdout and "unexpected (0): -" in result.stdout
     record = json.loads(out.with_suffix(".json").read_text())
@@ -139,12 +158,21 @@ def test_import_script_writes_the_bundle_model_and_provenance(tmp_path):
     # README's second command: the imported model on a folder of DICOMs, with a finding described in words
     settings = model_settings(out)
     assert (settings["backbone"], settings["image_size"], settings["icl_scale"], settings["pooling"]) == (
-        "resnet50", 224, 1.0, "cls")
+        "resnet50",
+        224,
+        1.0,
+        "cls",
+    )
     (tmp_path / "dicoms").mkdir()
     dicom(tmp_path / "dicoms" / "IM0001", 4095 - picture(4095), "MONOCHROME1", bits=12)
-    workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs" / "inference.json"), workflow_type="infer",
-                              bundle_root=str(tmp_path), input=str(tmp_path / "dicoms"), num_workers=0,
-                              new_findings={"covid-19": "Bilateral peripheral ground-glass opacities."})  # fmt: skip
+    workflow = ConfigWorkflow(
+        config_file=str(BUNDLE / "configs" / "inference.json"),
+        workflow_type="infer",
+        bundle_root=str(tmp_path),
+        input=str(tmp_path / "dicoms"),
+        num_workers=0,
+        new_findings={"covid-19": "Bilateral peripheral ground-glass opacities."},
+    )
     workflow.initialize()
     workflow.run()
     workflow.finalize()

@@ -25,14 +25,45 @@ from medslip_monai.networks import MeDSLIP
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundle"
 CONFIGS = [str(BUNDLE / "configs" / "train.json"), str(BUNDLE / "configs" / "multi_gpu_train.json")]
-TINY = ["--epochs", "2", "--backbone", "resnet10", "--image_size", "64", "--num_workers", "0",
-        "--dataset_type", "Dataset", "--synthetic#num", "64", "--synthetic#num_val", "24", "--synthetic#size", "64"]
+TINY = [
+    "--epochs",
+    "2",
+    "--backbone",
+    "resnet10",
+    "--image_size",
+    "64",
+    "--num_workers",
+    "0",
+    "--dataset_type",
+    "Dataset",
+    "--synthetic#num",
+    "64",
+    "--synthetic#num_val",
+    "24",
+    "--synthetic#size",
+    "64",
+]
 
 
 def test_two_process_ddp_training_writes_once_and_its_weights_load_in_one_process(tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "monai.bundle", "run", "--config_file", json.dumps(CONFIGS),
-               "--meta_file", str(BUNDLE / "configs" / "metadata.json"), "--bundle_root", str(tmp_path), *TINY]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        json.dumps(CONFIGS),
+        "--meta_file",
+        str(BUNDLE / "configs" / "metadata.json"),
+        "--bundle_root",
+        str(tmp_path),
+        *TINY,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
 

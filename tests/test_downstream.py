@@ -67,7 +67,9 @@ def test_cxr14_labels_and_boxes_from_the_real_files(xrv, tmp_path):
     boxes = read["grounding"]
     assert sum(len(item["boxes"]) for item in boxes) == 984 and len({item["image"] for item in boxes}) == 880
     assert Counter(item["finding"] for item in boxes)["Infiltration"] > 0  # BBox_List's "Infiltrate"
-    first = next(item for item in boxes if item["image"].endswith("00013118_008.png") and item["finding"] == "Atelectasis")
+    first = next(
+        item for item in boxes if item["image"].endswith("00013118_008.png") and item["finding"] == "Atelectasis"
+    )
     assert first["boxes"][0] == pytest.approx([225.0847, 547.0192, 86.7797, 79.1864], abs=1e-3)
 
     # with a few images on disk, the default policy refuses the rest and "drop" keeps what exists
@@ -121,8 +123,9 @@ def test_siim_reader_finds_nested_dicoms_and_writes_masks(xrv, tmp_path):
         folder = tmp_path / "dicom-images-train" / uid[:20] / uid[20:40]
         folder.mkdir(parents=True, exist_ok=True)
         dicom(folder / f"{uid}.dcm", np.full((64, 64), 100), bits=8)
-    read = read_siim(xrv / "siim-pneumothorax-train-rle.csv.gz", tmp_path / "dicom-images-train", tmp_path / "masks",
-                     missing="drop")  # fmt: skip
+    read = read_siim(
+        xrv / "siim-pneumothorax-train-rle.csv.gz", tmp_path / "dicom-images-train", tmp_path / "masks", missing="drop"
+    )
     labels = {item["patient"]: item["label"][0] for item in read["classification"]}
     assert labels == {several: 1, negative: 0, single: 1}
     masks = {item["patient"]: np.asarray(Image.open(item["label"])) > 0 for item in read["segmentation"]}
@@ -173,9 +176,10 @@ def test_patient_split_is_disjoint_shared_by_tasks_and_reproducible():
 
 def test_classes_map_to_entities_or_descriptions():
     entities, descriptions, order = zero_shot_classes(
-        ["COVID-19", "Effusion", "Fibrosis"], {"Effusion": "effusion", "Fibrosis": "tail_abnorm_obs"},
+        ["COVID-19", "Effusion", "Fibrosis"],
+        {"Effusion": "effusion", "Fibrosis": "tail_abnorm_obs"},
         {"COVID-19": "covid words"},
-    )  # fmt: skip
+    )
     assert entities == ["effusion", "tail_abnorm_obs"] and descriptions == ["covid words"] and order == [2, 0, 1]
     with pytest.raises(ValueError, match="neither an entity"):
         zero_shot_classes(["Unknown"], {}, {})
@@ -188,9 +192,24 @@ def test_downstream_command_builds_datalists_from_rsna_dicoms(xrv, tmp_path):
     (tmp_path / "images").mkdir()
     for patient in patients:
         dicom(tmp_path / "images" / f"{patient}.dcm", np.full((64, 64), 50), bits=8)
-    command = [sys.executable, "-m", "medslip_monai.data.downstream", "rsna", "--labels",
-               str(xrv / "stage_2_train_labels.csv"), "--images", str(tmp_path / "images"), "--out", str(tmp_path / "rsna"),
-               "--missing", "drop", "--validation", "0", "--test", "0.5"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "medslip_monai.data.downstream",
+        "rsna",
+        "--labels",
+        str(xrv / "stage_2_train_labels.csv"),
+        "--images",
+        str(tmp_path / "images"),
+        "--out",
+        str(tmp_path / "rsna"),
+        "--missing",
+        "drop",
+        "--validation",
+        "0",
+        "--test",
+        "0.5",
+    ]
     counts = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     assert sum(counts["classification"].values()) == 2 and sum(counts["grounding"].values()) == 1
     written = json.loads((tmp_path / "rsna" / "classification.json").read_text())
@@ -221,7 +240,11 @@ def test_thresholds_come_from_validation_and_intervals_bracket_the_estimate():
 
 def _grounding_collector(maps: torch.Tensor, truth: torch.Tensor) -> OutputCollector:
     collector = OutputCollector()
-    collector._parts = {"maps": [maps[:, None]], "truth": [truth[:, None]], "finding": [torch.zeros(len(maps), dtype=torch.long)]}
+    collector._parts = {
+        "maps": [maps[:, None]],
+        "truth": [truth[:, None]],
+        "finding": [torch.zeros(len(maps), dtype=torch.long)],
+    }
     return collector
 
 
@@ -237,6 +260,7 @@ def test_grounding_metrics_reward_maps_on_the_region():
     flipped = maps.flip(-1).flip(-2)
     bad = grounding_metrics(_grounding_collector(maps, truth), _grounding_collector(flipped, truth), ["x"], bootstrap=0)
     assert bad["mean"]["dice"] < good["mean"]["dice"] - 0.3
-    official = grounding_metrics(_grounding_collector(maps, truth), _grounding_collector(maps, truth), ["x"],
-                                 heatmap="official", bootstrap=0)  # fmt: skip
+    official = grounding_metrics(
+        _grounding_collector(maps, truth), _grounding_collector(maps, truth), ["x"], heatmap="official", bootstrap=0
+    )
     assert official["heatmap"] == "official" and official["mean"]["pointing_game"] == 1.0

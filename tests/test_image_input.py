@@ -168,8 +168,15 @@ def test_compressed_dicom_rle_jpeg_and_jpeg2000(tmp_path):
     assert pydicom.dcmread(tmp_path / "rle.dcm").file_meta.TransferSyntaxUID == RLELossless
     assert_same_picture(load(tmp_path / "rle.dcm"))
 
-    j2k = _encapsulated(tmp_path, "j2k.dcm", picture(4095).astype(np.uint16), JPEG2000Lossless, "JPEG2000",
-                        irreversible=False, no_jp2=True)  # fmt: skip
+    j2k = _encapsulated(
+        tmp_path,
+        "j2k.dcm",
+        picture(4095).astype(np.uint16),
+        JPEG2000Lossless,
+        "JPEG2000",
+        irreversible=False,
+        no_jp2=True,
+    )
     np.testing.assert_allclose(load(j2k)[0], picture(4095))
     jpeg = _encapsulated(tmp_path, "jpeg.dcm", picture(255).astype(np.uint8), JPEGBaseline8Bit, "JPEG", quality=95)
     assert_same_picture(load(jpeg), min_correlation=0.99)

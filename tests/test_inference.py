@@ -38,8 +38,10 @@ CONFIG = BUNDLE / "configs" / "inference.json"
 
 def _books(dim: int = 384, seed: int = 0) -> EntityBooks:
     generator = torch.Generator().manual_seed(seed)
-    return EntityBooks(torch.randn(len(PATHOLOGIES), dim, generator=generator) / dim**0.5,
-                       torch.randn(len(ANATOMIES), dim, generator=generator) / dim**0.5)  # fmt: skip
+    return EntityBooks(
+        torch.randn(len(PATHOLOGIES), dim, generator=generator) / dim**0.5,
+        torch.randn(len(ANATOMIES), dim, generator=generator) / dim**0.5,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +124,18 @@ def test_model_settings_come_from_the_weights_and_defaults(bundle_root):
 
 def test_inference_config_on_every_input_kind_with_a_new_finding(bundle_root, tmp_path):
     new = {"fluid at the lung base": "Fluid in the pleural space at the lung base, blunting the costophrenic angle."}
-    workflow = ConfigWorkflow(config_file=str(CONFIG), workflow_type="infer", bundle_root=str(bundle_root),
-                              input=str(bundle_root / "images"), output_dir=str(tmp_path), new_findings=new,
-                              threshold=0.0, image_size=64, num_workers=0, batch_size=5)  # fmt: skip
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIG),
+        workflow_type="infer",
+        bundle_root=str(bundle_root),
+        input=str(bundle_root / "images"),
+        output_dir=str(tmp_path),
+        new_findings=new,
+        threshold=0.0,
+        image_size=64,
+        num_workers=0,
+        batch_size=5,
+    )
     workflow.initialize()
     assert workflow.check_properties() == []
     workflow.run()
@@ -148,8 +159,16 @@ def test_inference_config_on_every_input_kind_with_a_new_finding(bundle_root, tm
 
 
 def _bundle_command(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "monai.bundle", *args, "--meta_file", str(BUNDLE / "configs" / "metadata.json"),
-               "--config_file", str(CONFIG)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        *args,
+        "--meta_file",
+        str(BUNDLE / "configs" / "metadata.json"),
+        "--config_file",
+        str(CONFIG),
+    ]
     return subprocess.run(command, capture_output=True, text=True)
 
 
@@ -158,8 +177,16 @@ def test_verify_net_in_out_and_ckpt_export_to_torchscript(bundle_root, weights):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "data shape of network is verified with no error" in result.stdout + result.stderr
     exported = bundle_root / "models" / "model.ts"
-    result = _bundle_command("ckpt_export", "network_def", "--filepath", str(exported), "--bundle_root",
-                             str(bundle_root), "--ckpt_file", str(bundle_root / "models" / "model.pt"))  # fmt: skip
+    result = _bundle_command(
+        "ckpt_export",
+        "network_def",
+        "--filepath",
+        str(exported),
+        "--bundle_root",
+        str(bundle_root),
+        "--ckpt_file",
+        str(bundle_root / "models" / "model.pt"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     scripted = torch.jit.load(exported)
     image = torch.randn(2, 3, 128, 128)

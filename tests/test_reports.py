@@ -34,8 +34,10 @@ SENTENCES = [
     ("Small amount of right pleural fluid.", {("right_pleural", "effusion", 1)}),
     ("Bilateral small pleural effusions.", {("left_pleural", "effusion", 1), ("right_pleural", "effusion", 1)}),
     ("Enlarged cardiac silhouette.", {("heart_size", "cardiomegaly", 1)}),
-    ("The heart is not enlarged and the lungs are clear.",
-     {("heart_size", "cardiomegaly", 0), ("pulmonary", "clear", 1)}),
+    (
+        "The heart is not enlarged and the lungs are clear.",
+        {("heart_size", "cardiomegaly", 0), ("pulmonary", "clear", 1)},
+    ),
     ("Heart size is normal.", {("heart_size", "normal", 1), ("heart_size", "cardiomegaly", 0)}),
     ("Right lower lobe consolidation.", {("lower_right_lobe", "consolidation", 1)}),
     ("Consolidation is seen in the right middle lobe.", {("middle_right_lobe", "consolidation", 1)}),
@@ -47,14 +49,18 @@ SENTENCES = [
     ("No suspicious pulmonary nodule.", {("pulmonary", "nodule", 0)}),
     ("Pneumothorax is not seen.", {("unspecified", "pneumothorax", 0)}),
     ("No change in the small left effusion.", {("left_pleural", "effusion", 1)}),
-    ("There is no pneumothorax, but a small right effusion is present.",
-     {("unspecified", "pneumothorax", 0), ("right_pleural", "effusion", 1)}),
-    ("Blunting of the left costophrenic angle consistent with effusion.",
-     {("left_costophrenic", "blunt", 1), ("left_costophrenic", "effusion", 1)}),
+    (
+        "There is no pneumothorax, but a small right effusion is present.",
+        {("unspecified", "pneumothorax", 0), ("right_pleural", "effusion", 1)},
+    ),
+    (
+        "Blunting of the left costophrenic angle consistent with effusion.",
+        {("left_costophrenic", "blunt", 1), ("left_costophrenic", "effusion", 1)},
+    ),
     ("The aorta is tortuous and calcified.", {("aorta", "tortuous", 1), ("aorta", "calcification", 1)}),
     ("Stable cardiomegaly.", {("unspecified", "cardiomegaly", 1)}),
     ("Lung volumes are low.", {("lung_volumes", "low", 1)}),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("sentence, expected", SENTENCES)
@@ -126,8 +132,13 @@ RADGRAPH = {
             "2": {"tokens": "left", "label": "ANAT-DP", "start_ix": 1, "end_ix": 1, "relations": [["modify", "4"]]},
             "3": {"tokens": "lower", "label": "ANAT-DP", "start_ix": 2, "end_ix": 2, "relations": [["modify", "4"]]},
             "4": {"tokens": "lobe", "label": "ANAT-DP", "start_ix": 3, "end_ix": 3, "relations": []},
-            "5": {"tokens": "effusion", "label": "OBS-DP", "start_ix": 4, "end_ix": 4,
-                  "relations": [["located_at", "4"]]},
+            "5": {
+                "tokens": "effusion",
+                "label": "OBS-DP",
+                "start_ix": 4,
+                "end_ix": 4,
+                "relations": [["located_at", "4"]],
+            },
             "6": {"tokens": "pneumothorax", "label": "OBS-DA", "start_ix": 7, "end_ix": 7, "relations": []},
             "7": {"tokens": "pneumonia", "label": "OBS-U", "start_ix": 10, "end_ix": 10, "relations": []},
             "8": {"tokens": "fibrotic", "label": "OBS-DP", "start_ix": 11, "end_ix": 11, "relations": []},
@@ -135,13 +146,20 @@ RADGRAPH = {
     },
     "p11/p11000011/s51000011.txt": {
         "text": "Heart enlarged .",
-        "labeler_1": {"entities": {
-            "1": {"tokens": "Heart", "label": "ANAT-DP", "start_ix": 0, "end_ix": 0, "relations": []},
-            "2": {"tokens": "enlarged", "label": "OBS-DP", "start_ix": 1, "end_ix": 1,
-                  "relations": [["located_at", "1"]]},
-        }},
+        "labeler_1": {
+            "entities": {
+                "1": {"tokens": "Heart", "label": "ANAT-DP", "start_ix": 0, "end_ix": 0, "relations": []},
+                "2": {
+                    "tokens": "enlarged",
+                    "label": "OBS-DP",
+                    "start_ix": 1,
+                    "end_ix": 1,
+                    "relations": [["located_at", "1"]],
+                },
+            }
+        },
     },
-}  # fmt: skip
+}
 
 
 def test_radgraph_annotations_become_official_style_triplets(tmp_path):
@@ -183,8 +201,11 @@ def test_csv_reader_reports_every_bad_row(tmp_path):
     out = tmp_path / "lists" / "pretrain.json"
     summary = build_pretraining_datalist(read_csv(tmp_path / "studies.csv"), out, progress=False)
     datalist = json.loads(out.read_text())
-    assert datalist["training"][0] == {"image": "../a.png", "report": "FINDINGS: Small left effusion.",
-                                       "triplets": [["left_pleural", "effusion", 1]]}  # fmt: skip
+    assert datalist["training"][0] == {
+        "image": "../a.png",
+        "report": "FINDINGS: Small left effusion.",
+        "triplets": [["left_pleural", "effusion", 1]],
+    }
     assert summary["reports"] == 3 and summary["problems"] == 4  # empty image, missing file, empty report, split
     assert sum(summary["images"].values()) == 2
     problems = list(read_csv(tmp_path / "nothing.csv"))
@@ -192,12 +213,14 @@ def test_csv_reader_reports_every_bad_row(tmp_path):
 
 
 def test_iu_reader_takes_a_tgz_of_xml_reports(tmp_path):
-    xml = ('<eCitation><IUXRId id="7"/><MedlineCitation><Article><Abstract>'
-           '<AbstractText Label="INDICATION">Cough.</AbstractText>'
-           '<AbstractText Label="FINDINGS">Mild cardiomegaly. No pneumothorax.</AbstractText>'
-           '<AbstractText Label="IMPRESSION">Cardiomegaly.</AbstractText>'
-           '</Abstract></Article></MedlineCitation><MeSH><major>Cardiomegaly/mild</major></MeSH>'
-           '<parentImage id="CXR7_IM-1-1001"/><parentImage id="CXR7_IM-1-2001"/></eCitation>')  # fmt: skip
+    xml = (
+        '<eCitation><IUXRId id="7"/><MedlineCitation><Article><Abstract>'
+        '<AbstractText Label="INDICATION">Cough.</AbstractText>'
+        '<AbstractText Label="FINDINGS">Mild cardiomegaly. No pneumothorax.</AbstractText>'
+        '<AbstractText Label="IMPRESSION">Cardiomegaly.</AbstractText>'
+        "</Abstract></Article></MedlineCitation><MeSH><major>Cardiomegaly/mild</major></MeSH>"
+        '<parentImage id="CXR7_IM-1-1001"/><parentImage id="CXR7_IM-1-2001"/></eCitation>'
+    )
     archive = tmp_path / "reports.tgz"
     with tarfile.open(archive, "w:gz") as tar:
         for name, content in (("ecgen-radiology/7.xml", xml), ("ecgen-radiology/8.xml", "<eCitation><broken")):
@@ -208,14 +231,17 @@ def test_iu_reader_takes_a_tgz_of_xml_reports(tmp_path):
     records = list(read_iu(archive, tmp_path / "png"))
     studies = [r for r in records if not isinstance(r, Problem)]
     problems = [r for r in records if isinstance(r, Problem)]
-    assert len(studies) == 1 and [p.rsplit("/", 1)[1] for p in studies[0].images] == ["CXR7_IM-1-1001.png",
-                                                                                      "CXR7_IM-1-2001.png"]
+    assert len(studies) == 1 and [p.rsplit("/", 1)[1] for p in studies[0].images] == [
+        "CXR7_IM-1-1001.png",
+        "CXR7_IM-1-2001.png",
+    ]
     assert studies[0].extra["mesh"] == ["Cardiomegaly/mild"]
     assert len(problems) == 1 and "8.xml" in problems[0].source and "invalid XML" in problems[0].reason
     assert ("unspecified", "cardiomegaly", 1) in extract_triplets(studies[0].report)
     (tmp_path / "meta.csv").write_text("imageid,View Position\nCXR7_IM-1-1001,PA\nCXR7_IM-1-2001,LL\n")
-    frontal = [r for r in read_iu(archive, tmp_path / "png", metadata_csv=tmp_path / "meta.csv")
-               if not isinstance(r, Problem)]  # fmt: skip
+    frontal = [
+        r for r in read_iu(archive, tmp_path / "png", metadata_csv=tmp_path / "meta.csv") if not isinstance(r, Problem)
+    ]
     assert [p.rsplit("/", 1)[1] for p in frontal[0].images] == ["CXR7_IM-1-1001.png"]
 
 
@@ -225,8 +251,9 @@ def test_mimic_reader_uses_the_official_split_and_views(tmp_path):
     _image(study / "d2.jpg")
     (study.parent / "s50414267.txt").write_text("FINAL REPORT\nFINDINGS: Right apical pneumothorax.\n")
     (study.parent / "s50000001.txt").write_text("FINDINGS: No effusion.")  # no image folder
-    (tmp_path / "split.csv").write_text("dicom_id,study_id,subject_id,split\nd1,50414267,10000032,validate\n"
-                                        "d2,50414267,10000032,validate\n")  # fmt: skip
+    (tmp_path / "split.csv").write_text(
+        "dicom_id,study_id,subject_id,split\nd1,50414267,10000032,validate\nd2,50414267,10000032,validate\n"
+    )
     (tmp_path / "meta.csv").write_text("dicom_id,ViewPosition\nd1,PA\nd2,LATERAL\n")
     records = list(read_mimic(tmp_path, split_csv=tmp_path / "split.csv", metadata_csv=tmp_path / "meta.csv"))
     studies = [r for r in records if not isinstance(r, Problem)]
@@ -240,8 +267,12 @@ def test_mimic_reader_uses_the_official_split_and_views(tmp_path):
 
 
 def test_extract_command_prints_triplets():
-    result = subprocess.run([sys.executable, "-m", "medslip_monai.reports", "extract", "Small left pleural effusion."],
-                            capture_output=True, text=True, check=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "medslip_monai.reports", "extract", "Small left pleural effusion."],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(result.stdout) == [["left_pleural", "effusion", 1]]
 
 

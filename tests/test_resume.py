@@ -59,8 +59,10 @@ def test_sigkilled_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_
     assert "resuming from" in resumed.stderr + resumed.stdout
     assert "finished at epoch 3 iteration 12" in resumed.stdout
 
-    final = {run: torch.load(tmp_path / run / "models" / "checkpoints" / "checkpoint_epoch=3.pt", weights_only=True)
-             for run in ("a", "b")}  # fmt: skip
+    final = {
+        run: torch.load(tmp_path / run / "models" / "checkpoints" / "checkpoint_epoch=3.pt", weights_only=True)
+        for run in ("a", "b")
+    }
     for key in ("network", "optimizer", "lr_scheduler", "trainer"):
         assert final["a"][key].keys() == final["b"][key].keys()
     for name, value in final["a"]["network"].items():

@@ -109,10 +109,23 @@ def test_training_data_skip_policy_logs_and_drops_bad_items(tmp_path, caplog, da
 
 
 def test_pretraining_skips_a_broken_image_under_the_skip_policy(tmp_path, capfd):
-    overrides = {"synthetic#num": 32, "synthetic#num_val": 8, "synthetic#size": 64, "backbone": "resnet10",
-                 "image_size": 64, "num_workers": 0, "dataset_type": "Dataset", "epochs": 1}  # fmt: skip
-    first = ConfigWorkflow(config_file=str(BUNDLE / "configs" / "train.json"), workflow_type="train",
-                           bundle_root=str(tmp_path), on_bad_item="skip", **overrides)  # fmt: skip
+    overrides = {
+        "synthetic#num": 32,
+        "synthetic#num_val": 8,
+        "synthetic#size": 64,
+        "backbone": "resnet10",
+        "image_size": 64,
+        "num_workers": 0,
+        "dataset_type": "Dataset",
+        "epochs": 1,
+    }
+    first = ConfigWorkflow(
+        config_file=str(BUNDLE / "configs" / "train.json"),
+        workflow_type="train",
+        bundle_root=str(tmp_path),
+        on_bad_item="skip",
+        **overrides,
+    )
     first.initialize()
     broken = tmp_path / "data" / "synthetic_cxr" / "images" / "training_00003.png"
     broken.write_bytes(broken.read_bytes()[:100])
@@ -128,7 +141,10 @@ def test_reports_empty_and_of_a_megabyte():
     report = "FINDINGS: There is a small left pleural effusion. No pneumothorax. Mild cardiomegaly. " * 12000
     assert len(report) > 1_000_000
     assert sorted(extract_triplets(report)) == [
-        ("left_pleural", "effusion", 1), ("unspecified", "cardiomegaly", 1), ("unspecified", "pneumothorax", 0)]
+        ("left_pleural", "effusion", 1),
+        ("unspecified", "cardiomegaly", 1),
+        ("unspecified", "pneumothorax", 0),
+    ]
 
 
 def test_malformed_configs_name_the_file_and_the_problem(tmp_path):
@@ -162,11 +178,23 @@ def test_checkpoint_of_another_architecture_and_pickled_code_are_refused(tmp_pat
 
 
 def test_resume_from_a_checkpoint_of_another_backbone_stops_with_the_keys(tmp_path):
-    overrides = {"synthetic#num": 16, "synthetic#num_val": 8, "synthetic#size": 64, "image_size": 64,
-                 "num_workers": 0, "dataset_type": "Dataset", "epochs": 1}  # fmt: skip
+    overrides = {
+        "synthetic#num": 16,
+        "synthetic#num_val": 8,
+        "synthetic#size": 64,
+        "image_size": 64,
+        "num_workers": 0,
+        "dataset_type": "Dataset",
+        "epochs": 1,
+    }
     for backbone in ("resnet10", "resnet18"):
-        workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs" / "train.json"), workflow_type="train",
-                                  bundle_root=str(tmp_path), backbone=backbone, **overrides)  # fmt: skip
+        workflow = ConfigWorkflow(
+            config_file=str(BUNDLE / "configs" / "train.json"),
+            workflow_type="train",
+            bundle_root=str(tmp_path),
+            backbone=backbone,
+            **overrides,
+        )
         workflow.initialize()
         if backbone == "resnet18":
             with pytest.raises(RuntimeError) as raised:

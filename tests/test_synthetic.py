@@ -73,7 +73,7 @@ def test_reports_have_negation_uncertainty_and_truth(world):
     for item in items:
         matrix = triplets_to_matrix(item["triplets"])  # every triplet uses the official vocabulary
         assert matrix.shape == (len(ANATOMIES), len(PATHOLOGIES))
-        for (anatomy, pathology, value) in item["triplets"]:
+        for _, pathology, value in item["triplets"]:
             if pathology in FINDINGS and value == 1:
                 assert item["label"][FINDINGS.index(pathology)] == 1  # stated present => truly present
             if pathology in FINDINGS and value == 0:
@@ -111,10 +111,27 @@ def test_ensure_world_reuses_and_refuses(tmp_path, world):
 def test_command_line(tmp_path):
     out = tmp_path / "cli"
     result = subprocess.run(
-        [sys.executable, "-m", "medslip_monai.data.synthetic", "--out", str(out), "--num", "12", "--num-val", "6",
-         "--seed", "3", "--size", "96", "--workers", "1"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "medslip_monai.data.synthetic",
+            "--out",
+            str(out),
+            "--num",
+            "12",
+            "--num-val",
+            "6",
+            "--seed",
+            "3",
+            "--size",
+            "96",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     summary = json.loads(result.stdout)
     assert summary["counts"]["training"] == 12 and summary["images_per_second"] > 0
     assert len(list((out / "images").glob("*.png"))) == 12 + 6 + 6

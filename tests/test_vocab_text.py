@@ -29,8 +29,18 @@ from medslip_monai.vocab import (
 
 def test_official_order_and_sizes():
     assert len(PATHOLOGIES) == 75 and len(ANATOMIES) == 51
-    assert PATHOLOGIES[:10] == ("normal", "clear", "sharp", "sharply", "unremarkable", "intact", "stable", "free",
-                                "effusion", "opacity")  # fmt: skip
+    assert PATHOLOGIES[:10] == (
+        "normal",
+        "clear",
+        "sharp",
+        "sharply",
+        "unremarkable",
+        "intact",
+        "stable",
+        "free",
+        "effusion",
+        "opacity",
+    )
     assert PATHOLOGIES[-2:] == ("tail_abnorm_obs", "excluded_obs")
     assert PATHOLOGIES.index("disease") == 29 and PATHOLOGIES.index("collapse") == 50
     assert ANATOMIES[:3] == ("trachea", "left_hilar", "right_hilar")
@@ -81,8 +91,9 @@ def test_bert_folder_with_cls_pooling(tmp_path):
 
     folder = tmp_path / "tiny-bert"
     source = resolve_text_encoder(None)
-    config = BertConfig(vocab_size=30522, hidden_size=48, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64)  # fmt: skip
+    config = BertConfig(
+        vocab_size=30522, hidden_size=48, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
     BertModel(config).save_pretrained(folder)
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         (folder / name).write_bytes((source / name).read_bytes())

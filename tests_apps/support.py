@@ -44,8 +44,10 @@ def make_bundle(root: Path, present: tuple[str, ...] = ("effusion", "nodule")) -
     shutil.copytree(REPO / "bundle" / "configs", root / "configs")
     (root / "models").mkdir(parents=True)
     generator = torch.Generator().manual_seed(0)
-    books = EntityBooks(torch.randn(len(PATHOLOGIES), 384, generator=generator) / 20,
-                        torch.randn(len(ANATOMIES), 384, generator=generator) / 20)  # fmt: skip
+    books = EntityBooks(
+        torch.randn(len(PATHOLOGIES), 384, generator=generator) / 20,
+        torch.randn(len(ANATOMIES), 384, generator=generator) / 20,
+    )
     torch.manual_seed(0)
     torch.save(MeDSLIP(books, backbone="resnet10").state_dict(), root / "models" / "model.pt")
     (root / "models" / "model.json").write_text(json.dumps({"config": {"image_size": IMAGE_SIZE}}))

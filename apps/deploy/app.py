@@ -27,7 +27,11 @@ from monai.deploy.operators.dicom_text_sr_writer_operator import DICOMTextSRWrit
 from monai.deploy.operators.dicom_utils import EquipmentInfo, ModelInfo
 
 import medslip_monai
-from medslip_monai.apps.deploy import CXR_SELECTION_RULES, GroundingSecondaryCaptureWriterOperator, MeDSLIPFindingsOperator
+from medslip_monai.apps.deploy import (
+    CXR_SELECTION_RULES,
+    GroundingSecondaryCaptureWriterOperator,
+    MeDSLIPFindingsOperator,
+)
 
 
 class MeDSLIPCXRApp(Application):

@@ -43,27 +43,50 @@ class MeDSLIPApp(MONAILabelApp):
         self.bundle = Path(conf.get("bundle") or Path(app_dir).resolve().parents[1] / "bundle").resolve()
         self.model_file = str(conf.get("model") or self.bundle / "models" / "model.pt")
         if not Path(self.model_file).is_file():
-            raise FileNotFoundError(f"pre-trained model {self.model_file} does not exist: train one (README) or pass --conf model")
+            raise FileNotFoundError(
+                f"pre-trained model {self.model_file} does not exist: train one (README) or pass --conf model"
+            )
         default_thresholds = self.bundle / "eval" / "zero_shot" / "metrics.json"
         self.thresholds = conf.get("thresholds") or (str(default_thresholds) if default_thresholds.is_file() else None)
         classes = conf.get("classes")
-        self.classes = classes.split(",") if classes else bundle_config(self.bundle, "finetune_segmentation.json").get_parsed_content("classes")
+        self.classes = (
+            classes.split(",")
+            if classes
+            else bundle_config(self.bundle, "finetune_segmentation.json").get_parsed_content("classes")
+        )
         self.segmentation_weights = Path(app_dir) / "model" / "medslip_segmentation.pt"
         initial = conf.get("segmentation_model")
         if initial and not self.segmentation_weights.is_file():
             self.segmentation_weights.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(initial, self.segmentation_weights)
-        super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="MeDSLIP chest X-ray",
-                         description="MeDSLIP zero-shot findings, grounding and fine-tuned segmentation (research use only)",
-                         version=medslip_monai.__version__, labels={name: k + 1 for k, name in enumerate(self.classes)})  # fmt: skip
+        super().__init__(
+            app_dir=app_dir,
+            studies=studies,
+            conf=conf,
+            name="MeDSLIP chest X-ray",
+            description="MeDSLIP zero-shot findings, grounding and fine-tuned segmentation (research use only)",
+            version=medslip_monai.__version__,
+            labels={name: k + 1 for k, name in enumerate(self.classes)},
+        )
 
     def init_infers(self) -> dict:
-        common = {"bundle_root": str(self.bundle), "classes": self.classes, "model_file": self.model_file, "thresholds_file": self.thresholds}
+        common = {
+            "bundle_root": str(self.bundle),
+            "classes": self.classes,
+            "model_file": self.model_file,
+            "thresholds_file": self.thresholds,
+        }
         return {
             "medslip_findings": FindingsInferTask(**common),
             "medslip_grounding": GroundingInferTask(**common),
-            "medslip_segmentation": SegmentationInferTask(str(self.bundle), str(self.segmentation_weights), self.classes, self.model_file),
+            "medslip_segmentation": SegmentationInferTask(
+                str(self.bundle), str(self.segmentation_weights), self.classes, self.model_file
+            ),
         }
 
     def init_trainers(self) -> dict:
-        return {"medslip_segmentation": SegmentationTrainTask(str(self.bundle), str(self.segmentation_weights), self.classes, self.model_file)}
+        return {
+            "medslip_segmentation": SegmentationTrainTask(
+                str(self.bundle), str(self.segmentation_weights), self.classes, self.model_file
+            )
+        }

@@ -33,7 +33,15 @@ from monai.utils import TraceKeys
 
 from medslip_monai.engines.evaluation import heat_maps
 
-__all__ = ["FindingsModel", "SegmentationModel", "bundle_config", "label_map", "load_weights", "original_size", "read_thresholds"]
+__all__ = [
+    "FindingsModel",
+    "SegmentationModel",
+    "bundle_config",
+    "label_map",
+    "load_weights",
+    "original_size",
+    "read_thresholds",
+]
 
 
 def bundle_config(bundle_root: str | os.PathLike, name: str, **overrides: Any) -> ConfigParser:
@@ -74,7 +82,9 @@ def original_size(image: torch.Tensor) -> tuple[int, int]:
     return tuple(image.shape[-2:])  # type: ignore[return-value]
 
 
-def label_map(scores: torch.Tensor, thresholds: float | Sequence[float] | torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+def label_map(
+    scores: torch.Tensor, thresholds: float | Sequence[float] | torch.Tensor, present: torch.Tensor | None = None
+) -> torch.Tensor:
     """Scores ``[K, H, W]`` -> label map ``[H, W]`` (uint8): pixel = ``k + 1`` for the finding ``k`` scoring highest
     among those at or above their threshold (and ``present``, a ``[K]`` boolean, when given); 0 elsewhere."""
     limits = torch.as_tensor(thresholds, dtype=scores.dtype, device=scores.device).reshape(-1, 1, 1)
@@ -85,13 +95,17 @@ def label_map(scores: torch.Tensor, thresholds: float | Sequence[float] | torch.
     return torch.where(inside.any(0), best + 1, 0).to(torch.uint8)
 
 
-def read_thresholds(metrics_file: str | os.PathLike | None, classes: Sequence[str], default: float = 0.5) -> dict[str, list[float]]:
+def read_thresholds(
+    metrics_file: str | os.PathLike | None, classes: Sequence[str], default: float = 0.5
+) -> dict[str, list[float]]:
     """Per-class ``classification`` and ``grounding`` thresholds chosen on validation by ``configs/evaluate.json``
     (its ``metrics.json``); ``default`` for a class it does not list, or for all when ``metrics_file`` is None."""
     report = {}
     if metrics_file:
         if not Path(metrics_file).is_file():
-            raise FileNotFoundError(f"thresholds file {metrics_file} does not exist (write one with configs/evaluate.json)")
+            raise FileNotFoundError(
+                f"thresholds file {metrics_file} does not exist (write one with configs/evaluate.json)"
+            )
         report = json.loads(Path(metrics_file).read_text())
     chosen = {}
     for task in ("classification", "grounding"):
@@ -113,8 +127,13 @@ class FindingsModel:
         device: where the network runs.
     """
 
-    def __init__(self, bundle_root: str | os.PathLike, classes: Sequence[str], model_file: str | os.PathLike | None = None,
-                 device: str | torch.device = "cpu") -> None:  # fmt: skip
+    def __init__(
+        self,
+        bundle_root: str | os.PathLike,
+        classes: Sequence[str],
+        model_file: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
         self.model_file = str(model_file or Path(bundle_root) / "models" / "model.pt")
         parser = bundle_config(bundle_root, "inference.json", model_file=self.model_file, findings=list(classes))
         self.classes = list(classes)
@@ -145,9 +164,14 @@ class SegmentationModel:
         device: where the network runs.
     """
 
-    def __init__(self, bundle_root: str | os.PathLike, weights: str | os.PathLike,
-                 pretrained_model: str | os.PathLike | None = None, classes: Sequence[str] | None = None,
-                 device: str | torch.device = "cpu") -> None:  # fmt: skip
+    def __init__(
+        self,
+        bundle_root: str | os.PathLike,
+        weights: str | os.PathLike,
+        pretrained_model: str | os.PathLike | None = None,
+        classes: Sequence[str] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
         pretrained = str(pretrained_model or Path(bundle_root) / "models" / "model.pt")
         parser = bundle_config(bundle_root, "finetune_segmentation.json", pretrained_model=pretrained)
         if classes:

@@ -65,8 +65,16 @@ class MeDSLIPFindingsOperator(Operator):
         device: defaults to CUDA when available.
     """
 
-    def __init__(self, fragment: Fragment, *args: Any, bundle_path: str | Path, output_folder: str | Path,
-                 classes: Sequence[str] | None = None, device: str | None = None, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        fragment: Fragment,
+        *args: Any,
+        bundle_path: str | Path,
+        output_folder: str | Path,
+        classes: Sequence[str] | None = None,
+        device: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.bundle_path = Path(bundle_path)
         self.output_folder = Path(output_folder)
         self.classes = list(classes or bundle_config(bundle_path, "evaluate.json").get_parsed_content("classes"))
@@ -104,14 +112,24 @@ class MeDSLIPFindingsOperator(Operator):
         }
         self.output_folder.mkdir(parents=True, exist_ok=True)
         (self.output_folder / "findings.json").write_text(json.dumps(report, indent=1))
-        lines = [f"{f['finding']}: {'present' if f['present'] else 'absent'} (probability {f['probability']:.3f}, "
-                 f"threshold {f['threshold']:.3f})" for f in findings]  # fmt: skip
+        lines = [
+            f"{f['finding']}: {'present' if f['present'] else 'absent'} (probability {f['probability']:.3f}, "
+            f"threshold {f['threshold']:.3f})"
+            for f in findings
+        ]
         text = "MeDSLIP zero-shot findings (research use only, not for diagnosis)\n" + "\n".join(lines)
         order = sorted((k for k, yes in enumerate(present) if yes), key=lambda k: -probabilities[k])
         image = LoadXRayd(keys="image")({"image": path})["image"]
         op_output.emit(text, "text")
-        op_output.emit({"dataset": dataset, "image": image, "heat": output["heat"][order],
-                        "names": [self.classes[k] for k in order]}, "grounding")  # fmt: skip
+        op_output.emit(
+            {
+                "dataset": dataset,
+                "image": image,
+                "heat": output["heat"][order],
+                "names": [self.classes[k] for k in order],
+            },
+            "grounding",
+        )
         logging.getLogger(__name__).info("%s: %d of %d findings present", path, len(order), len(self.classes))
 
 
@@ -122,8 +140,15 @@ class GroundingSecondaryCaptureWriterOperator(Operator):
     Named input ``grounding`` (from :class:`MeDSLIPFindingsOperator`); files ``grounding_<k>_<finding>.dcm``.
     """
 
-    def __init__(self, fragment: Fragment, *args: Any, output_folder: str | Path, max_findings: int = 3,
-                 manufacturer: str = "medslip-monai", **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        fragment: Fragment,
+        *args: Any,
+        output_folder: str | Path,
+        max_findings: int = 3,
+        manufacturer: str = "medslip-monai",
+        **kwargs: Any,
+    ) -> None:
         self.output_folder = Path(output_folder)
         self.max_findings = max_findings
         self.manufacturer = manufacturer
@@ -137,17 +162,27 @@ class GroundingSecondaryCaptureWriterOperator(Operator):
         dataset, series_uid = grounding["dataset"], generate_uid()
         orientation = tuple(dataset.get("PatientOrientation") or ())
         if len(orientation) != 2:
-            logging.getLogger(__name__).warning("no PatientOrientation in the source: the captures say L\\F (a PA view)")
+            logging.getLogger(__name__).warning(
+                "no PatientOrientation in the source: the captures say L\\F (a PA view)"
+            )
             orientation = ("L", "F")
         self.output_folder.mkdir(parents=True, exist_ok=True)
         for k, (name, heat) in enumerate(zip(grounding["names"][: self.max_findings], grounding["heat"])):
             overlay = grounding_overlay(grounding["image"], heat)
             pixels = (overlay.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
             capture = highdicom.sc.SCImage.from_ref_dataset(
-                ref_dataset=dataset, pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,
-                coordinate_system="PATIENT", series_instance_uid=series_uid, series_number=9001,
-                sop_instance_uid=generate_uid(), instance_number=k + 1, manufacturer=self.manufacturer,
-                patient_orientation=orientation, series_description="MeDSLIP grounding (research use only)",
-            )  # fmt: skip
+                ref_dataset=dataset,
+                pixel_array=pixels,
+                photometric_interpretation="RGB",
+                bits_allocated=8,
+                coordinate_system="PATIENT",
+                series_instance_uid=series_uid,
+                series_number=9001,
+                sop_instance_uid=generate_uid(),
+                instance_number=k + 1,
+                manufacturer=self.manufacturer,
+                patient_orientation=orientation,
+                series_description="MeDSLIP grounding (research use only)",
+            )
             capture.ImageComments = f"MeDSLIP zero-shot grounding heat map: {name}"
             capture.save_as(self.output_folder / f"grounding_{k + 1}_{name}.dcm")

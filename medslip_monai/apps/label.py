@@ -66,8 +66,9 @@ class _MeDSLIPInferTask(BasicInferTask):
     changes (after a training run), the bundle's preprocessing as pre-transforms, a 2D label map or scores out."""
 
     def __init__(self, weights: str, classes: Sequence[str], type: str, description: str, labels: Any) -> None:
-        super().__init__(path=weights, network=None, type=type, labels=labels, dimension=2, description=description,
-                         load_strict=True)  # fmt: skip
+        super().__init__(
+            path=weights, network=None, type=type, labels=labels, dimension=2, description=description, load_strict=True
+        )
         self.classes = list(classes)
         self._models: dict[str, tuple[float, Any]] = {}
 
@@ -87,7 +88,9 @@ class _MeDSLIPInferTask(BasicInferTask):
 
     def pre_transforms(self, data=None) -> Sequence[Any]:
         if self.get_path() is None:
-            raise HTTPException(status_code=404, detail=f"{self.description}: no weights at {self.path[-1]} yet (train it first)")
+            raise HTTPException(
+                status_code=404, detail=f"{self.description}: no weights at {self.path[-1]} yet (train it first)"
+            )
         return list(self.model(str((data or {}).get("device", "cpu"))).transforms.transforms)
 
     def run_pre_transforms(self, data: dict[str, Any], transforms: Sequence[Any]) -> dict[str, Any]:
@@ -118,12 +121,22 @@ class FindingsInferTask(_MeDSLIPInferTask):
         thresholds_file: ``configs/evaluate.json``'s ``metrics.json`` (validation-chosen thresholds), or None for 0.5.
     """
 
-    def __init__(self, bundle_root: str, classes: Sequence[str], model_file: str | None = None,
-                 thresholds_file: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        bundle_root: str,
+        classes: Sequence[str],
+        model_file: str | None = None,
+        thresholds_file: str | None = None,
+    ) -> None:
         self.bundle_root = bundle_root
         self.thresholds = read_thresholds(thresholds_file, classes)
-        super().__init__(str(model_file or Path(bundle_root) / "models" / "model.pt"), classes,
-                         InferType.CLASSIFICATION, "MeDSLIP zero-shot findings (research use only)", list(classes))  # fmt: skip
+        super().__init__(
+            str(model_file or Path(bundle_root) / "models" / "model.pt"),
+            classes,
+            InferType.CLASSIFICATION,
+            "MeDSLIP zero-shot findings (research use only)",
+            list(classes),
+        )
 
     heat = False  # grounding heat maps are not needed for the scores
 
@@ -138,8 +151,10 @@ class FindingsInferTask(_MeDSLIPInferTask):
     def writer(self, data: dict[str, Any], extension=None, dtype=None) -> tuple[Any, Any]:
         rows = [
             {"idx": k, "label": name, "score": float(p), "threshold": t, "present": bool(p >= t)}
-            for k, (name, p, t) in enumerate(zip(self.classes, data["probabilities"].tolist(), self.thresholds["classification"]))
-        ]  # fmt: skip
+            for k, (name, p, t) in enumerate(
+                zip(self.classes, data["probabilities"].tolist(), self.thresholds["classification"])
+            )
+        ]
         return None, {"prediction": rows}
 
 
@@ -149,8 +164,13 @@ class GroundingInferTask(FindingsInferTask):
 
     heat = True
 
-    def __init__(self, bundle_root: str, classes: Sequence[str], model_file: str | None = None,
-                 thresholds_file: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        bundle_root: str,
+        classes: Sequence[str],
+        model_file: str | None = None,
+        thresholds_file: str | None = None,
+    ) -> None:
         super().__init__(bundle_root, classes, model_file, thresholds_file)
         self.type = InferType.SEGMENTATION
         self.labels = {name: k + 1 for k, name in enumerate(classes)}
@@ -175,11 +195,22 @@ class SegmentationInferTask(_MeDSLIPInferTask):
         threshold: probability threshold. Defaults to 0.5 (the config's validation rule).
     """
 
-    def __init__(self, bundle_root: str, weights: str, classes: Sequence[str], pretrained_model: str | None = None,
-                 threshold: float = 0.5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        bundle_root: str,
+        weights: str,
+        classes: Sequence[str],
+        pretrained_model: str | None = None,
+        threshold: float = 0.5,
+    ) -> None:
         self.bundle_root, self.pretrained_model, self.threshold = bundle_root, pretrained_model, threshold
-        super().__init__(weights, classes, InferType.SEGMENTATION, "MeDSLIP fine-tuned segmentation (research use only)",
-                         {name: k + 1 for k, name in enumerate(classes)})  # fmt: skip
+        super().__init__(
+            weights,
+            classes,
+            InferType.SEGMENTATION,
+            "MeDSLIP fine-tuned segmentation (research use only)",
+            {name: k + 1 for k, name in enumerate(classes)},
+        )
 
     def build(self, device: str) -> SegmentationModel:
         return SegmentationModel(self.bundle_root, self.get_path(), self.pretrained_model, self.classes, device)
@@ -207,18 +238,30 @@ class SegmentationTrainTask(TrainTask):
         pretrained_model: the MeDSLIP model for the encoder; defaults to the bundle's.
     """
 
-    def __init__(self, bundle_root: str, weights: str, classes: Sequence[str], pretrained_model: str | None = None) -> None:
+    def __init__(
+        self, bundle_root: str, weights: str, classes: Sequence[str], pretrained_model: str | None = None
+    ) -> None:
         super().__init__("Fine-tune MeDSLIP segmentation on the saved label maps")
         self.bundle_root, self.weights, self.classes = str(bundle_root), Path(weights), list(classes)
         self.pretrained_model = str(pretrained_model or Path(bundle_root) / "models" / "model.pt")
 
     def config(self) -> dict[str, Any]:
-        return {"max_steps": 150, "validations": 4, "val_split": 0.2, "batch_size": 8, "learning_rate": 3e-4,
-                "pretrained": True, "seed": 0, "device": "cuda" if torch.cuda.is_available() else "cpu"}  # fmt: skip
+        return {
+            "max_steps": 150,
+            "validations": 4,
+            "val_split": 0.2,
+            "batch_size": 8,
+            "learning_rate": 3e-4,
+            "pretrained": True,
+            "seed": 0,
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
+        }
 
     def _split(self, items: list[dict[str, str]], val_split: float, seed: int) -> dict[str, list[dict[str, str]]]:
         if len(items) < 2:
-            raise ValueError(f"training needs at least 2 images with final labels (one validates); the datastore has {len(items)}")
+            raise ValueError(
+                f"training needs at least 2 images with final labels (one validates); the datastore has {len(items)}"
+            )
         items = sorted(items, key=lambda item: item["image"])
         random.Random(seed).shuffle(items)
         held = min(len(items) - 1, max(1, round(val_split * len(items))))
@@ -231,22 +274,49 @@ class SegmentationTrainTask(TrainTask):
         run_dir = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d_%H%M%S_"), dir=self.weights.parent / "runs"))
         (run_dir / "datalist.json").write_text(json.dumps(splits, indent=1))
         overrides = {
-            "bundle_root": self.bundle_root, "datalist": str(run_dir / "datalist.json"), "classes": self.classes,
-            "pretrained_model": self.pretrained_model, "label_fraction": 1.0, "seed": int(settings["seed"]),
-            "max_steps": int(settings["max_steps"]), "validations": int(settings["validations"]),
-            "batch_size": int(settings["batch_size"]), "learning_rate": float(settings["learning_rate"]),
-            "device": f"$torch.device('{settings['device']}')", "num_workers": 0, "dataset_type": "Dataset",
-            "resume": False, "ckpt_dir": str(run_dir), "output_dir": str(run_dir / "eval"),
-            "label_decoding": [{"_target_": "medslip_monai.data.DecodeFindingMasksd", "keys": "label",
-                                "num_findings": len(self.classes), "encoding": "indices"}],
+            "bundle_root": self.bundle_root,
+            "datalist": str(run_dir / "datalist.json"),
+            "classes": self.classes,
+            "pretrained_model": self.pretrained_model,
+            "label_fraction": 1.0,
+            "seed": int(settings["seed"]),
+            "max_steps": int(settings["max_steps"]),
+            "validations": int(settings["validations"]),
+            "batch_size": int(settings["batch_size"]),
+            "learning_rate": float(settings["learning_rate"]),
+            "device": f"$torch.device('{settings['device']}')",
+            "num_workers": 0,
+            "dataset_type": "Dataset",
+            "resume": False,
+            "ckpt_dir": str(run_dir),
+            "output_dir": str(run_dir / "eval"),
+            "label_decoding": [
+                {
+                    "_target_": "medslip_monai.data.DecodeFindingMasksd",
+                    "keys": "label",
+                    "num_findings": len(self.classes),
+                    "encoding": "indices",
+                }
+            ],
             "run": ["$@train#trainer.run()"],
-        }  # fmt: skip
-        workflow = ConfigWorkflow(config_file=str(Path(self.bundle_root) / "configs" / "finetune_segmentation.json"),
-                                  workflow_type="train", **overrides)  # fmt: skip
+        }
+        workflow = ConfigWorkflow(
+            config_file=str(Path(self.bundle_root) / "configs" / "finetune_segmentation.json"),
+            workflow_type="train",
+            **overrides,
+        )
         if settings["pretrained"] and self.weights.is_file():
             handlers = workflow.parser["train#handlers"]
-            handlers.insert(0, {"_target_": "CheckpointLoader", "load_path": str(self.weights), "strict": True,
-                                "load_dict": {"model": "@network"}, "map_location": "cpu"})  # fmt: skip
+            handlers.insert(
+                0,
+                {
+                    "_target_": "CheckpointLoader",
+                    "load_path": str(self.weights),
+                    "strict": True,
+                    "load_dict": {"model": "@network"},
+                    "map_location": "cpu",
+                },
+            )
             workflow.parser["train#handlers"] = handlers
         workflow.initialize()
         workflow.run()
@@ -259,5 +329,10 @@ class SegmentationTrainTask(TrainTask):
         shutil.copyfile(run_dir / "model.pt", staged)
         os.replace(staged, self.weights)
         logger.info("served segmentation weights replaced by %s (validation Dice %.4f)", run_dir / "model.pt", best)
-        return {"model": str(self.weights), "run": str(run_dir), "best_validation_dice": float(best),
-                "training_images": len(splits["training"]), "validation_images": len(splits["validation"])}  # fmt: skip
+        return {
+            "model": str(self.weights),
+            "run": str(run_dir),
+            "best_validation_dice": float(best),
+            "training_images": len(splits["training"]),
+            "validation_images": len(splits["validation"]),
+        }

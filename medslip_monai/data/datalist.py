@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
@@ -136,8 +137,12 @@ class _SkipFailures:
         except Exception as e:
             failure = self._cached_failure(index)  # cached while this call ran
             self.skipped += 1
-            logger.warning("skipping %s: %s (%d item(s) skipped by this process)", _describe(self.data[index]),
-                           failure.reason if failure else _reason(e), self.skipped)  # type: ignore[attr-defined]  # fmt: skip
+            logger.warning(
+                "skipping %s: %s (%d item(s) skipped by this process)",
+                _describe(self.data[index]),
+                failure.reason if failure else _reason(e),
+                self.skipped,
+            )  # type: ignore[attr-defined]
             return None
 
 

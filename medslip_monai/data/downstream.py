@@ -57,16 +57,40 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CXR14_CLASSES = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-                 "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia")  # fmt: skip
+CXR14_CLASSES = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+)
 
 #: Dataset class -> MeDSLIP pathology entity (the official zero-shot mapping; Fibrosis has no entity of its own there).
 CLASS_ENTITIES = {
-    "Atelectasis": "atelectasis", "Cardiomegaly": "cardiomegaly", "Effusion": "effusion",
-    "Infiltration": "infiltrate", "Mass": "mass", "Nodule": "nodule", "Pneumonia": "pneumonia",
-    "Pneumothorax": "pneumothorax", "Consolidation": "consolidation", "Edema": "edema", "Emphysema": "emphysema",
-    "Fibrosis": "tail_abnorm_obs", "Pleural_Thickening": "thicken", "Hernia": "hernia",
-}  # fmt: skip
+    "Atelectasis": "atelectasis",
+    "Cardiomegaly": "cardiomegaly",
+    "Effusion": "effusion",
+    "Infiltration": "infiltrate",
+    "Mass": "mass",
+    "Nodule": "nodule",
+    "Pneumonia": "pneumonia",
+    "Pneumothorax": "pneumothorax",
+    "Consolidation": "consolidation",
+    "Edema": "edema",
+    "Emphysema": "emphysema",
+    "Fibrosis": "tail_abnorm_obs",
+    "Pleural_Thickening": "thicken",
+    "Hernia": "hernia",
+}
 
 #: Classes no entity covers, scored zero-shot from a description (open vocabulary).
 CLASS_DESCRIPTIONS = {
@@ -142,9 +166,13 @@ def read_cxr14(
         if unknown:
             raise ValueError(f"{data_entry}, line {line}: unknown finding label(s) {sorted(unknown)}")
         patients[row["Image Index"]] = row["Patient ID"]
-        classification.append({"image": str(image_dir / row["Image Index"]),
-                               "label": [int(name in names) for name in CXR14_CLASSES],
-                               "patient": row["Patient ID"]})  # fmt: skip
+        classification.append(
+            {
+                "image": str(image_dir / row["Image Index"]),
+                "label": [int(name in names) for name in CXR14_CLASSES],
+                "patient": row["Patient ID"],
+            }
+        )
     boxes: dict[tuple[str, str], list] = defaultdict(list)
     if bbox_list is not None:
         with _open_text(bbox_list) as handle:
@@ -162,10 +190,14 @@ def read_cxr14(
                 if len(box) != 4 or box[2] <= 0 or box[3] <= 0:
                     raise ValueError(f"{bbox_list}, line {line}: a box needs x, y and a positive width and height")
                 boxes[(values[0].strip(), name)].append(box)
-    grounding = [{"image": str(image_dir / image), "finding": finding, "boxes": found,
-                  "patient": patients.get(image, image)} for (image, finding), found in boxes.items()]  # fmt: skip
-    return {"classification": _resolve_images(classification, missing, data_entry),
-            "grounding": _resolve_images(grounding, missing, bbox_list)}  # fmt: skip
+    grounding = [
+        {"image": str(image_dir / image), "finding": finding, "boxes": found, "patient": patients.get(image, image)}
+        for (image, finding), found in boxes.items()
+    ]
+    return {
+        "classification": _resolve_images(classification, missing, data_entry),
+        "grounding": _resolve_images(grounding, missing, bbox_list),
+    }
 
 
 def read_rsna(labels_csv: str | Path, image_dir: str | Path, missing: str = "raise") -> dict[str, list[dict]]:
@@ -188,9 +220,13 @@ def read_rsna(labels_csv: str | Path, image_dir: str | Path, missing: str = "rai
             boxes[patient].append(box)
     image = {patient: str(image_dir / f"{patient}.dcm") for patient in targets}
     classification = [{"image": image[p], "label": [t], "patient": p} for p, t in targets.items()]
-    grounding = [{"image": image[p], "finding": "Pneumonia", "boxes": found, "patient": p} for p, found in boxes.items()]
-    return {"classification": _resolve_images(classification, missing, labels_csv),
-            "grounding": _resolve_images(grounding, missing, labels_csv)}  # fmt: skip
+    grounding = [
+        {"image": image[p], "finding": "Pneumonia", "boxes": found, "patient": p} for p, found in boxes.items()
+    ]
+    return {
+        "classification": _resolve_images(classification, missing, labels_csv),
+        "grounding": _resolve_images(grounding, missing, labels_csv),
+    }
 
 
 def rle_decode(encoded: str, height: int = 1024, width: int = 1024) -> np.ndarray:
@@ -276,10 +312,14 @@ def read_covidx(label_file: str | Path, image_dir: str | Path, missing: str = "r
             if not fields:
                 continue
             if len(fields) < 3:
-                raise ValueError(f"{label_file}, line {line}: expected 'patient_id filename class [source]', got {text.strip()!r}")
+                raise ValueError(
+                    f"{label_file}, line {line}: expected 'patient_id filename class [source]', got {text.strip()!r}"
+                )
             label = _COVIDX_POSITIVE.get(fields[2].lower())
             if label is None:
-                raise ValueError(f"{label_file}, line {line}: unknown class {fields[2]!r}; known {sorted(_COVIDX_POSITIVE)}")
+                raise ValueError(
+                    f"{label_file}, line {line}: unknown class {fields[2]!r}; known {sorted(_COVIDX_POSITIVE)}"
+                )
             items.append({"image": str(Path(image_dir) / fields[1]), "label": [label], "patient": fields[0]})
     return {"classification": _resolve_images(items, missing, label_file)}
 
@@ -295,8 +335,8 @@ def split_by_patient(
     patients = sorted({item.get("patient", item["image"]) for items in lists.values() for item in items})
     random.Random(seed).shuffle(patients)
     num_test, num_val = round(test * len(patients)), round(validation * len(patients))
-    split_of = {p: "test" for p in patients[:num_test]}
-    split_of.update({p: "validation" for p in patients[num_test : num_test + num_val]})
+    split_of = dict.fromkeys(patients[:num_test], "test")
+    split_of.update(dict.fromkeys(patients[num_test : num_test + num_val], "validation"))
     result = {}
     for task, items in lists.items():
         splits: dict[str, list[dict]] = {"training": [], "validation": [], "test": []}
@@ -334,9 +374,13 @@ def zero_shot_classes(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m medslip_monai.data.downstream", description=__doc__.split("\n")[0])
     parser.add_argument("dataset", choices=sorted(DATASETS))
-    parser.add_argument("--labels", required=True, nargs="+",
-                        help="cxr14: Data_Entry CSV; rsna: stage_2_train_labels.csv; siim: train RLE CSV; "
-                             "covidx: train.txt [val.txt test.txt] (then the splits are the files')")  # fmt: skip
+    parser.add_argument(
+        "--labels",
+        required=True,
+        nargs="+",
+        help="cxr14: Data_Entry CSV; rsna: stage_2_train_labels.csv; siim: train RLE CSV; "
+        "covidx: train.txt [val.txt test.txt] (then the splits are the files')",
+    )
     parser.add_argument("--images", required=True, help="image folder")
     parser.add_argument("--boxes", help="cxr14: BBox_List_2017.csv")
     parser.add_argument("--masks", help="siim: folder for the decoded masks (default <out folder>/masks)")
@@ -344,14 +388,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--validation", type=float, default=0.1)
     parser.add_argument("--test", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--missing", choices=("raise", "drop", "keep"), default="raise",
-                        help="images not found: refuse (default), drop the items, or keep them unchecked")
+    parser.add_argument(
+        "--missing",
+        choices=("raise", "drop", "keep"),
+        default="raise",
+        help="images not found: refuse (default), drop the items, or keep them unchecked",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.dataset == "covidx" and len(args.labels) == 3:
-        lists = {"classification": {split: read_covidx(path, args.images, args.missing)["classification"]
-                                    for split, path in zip(("training", "validation", "test"), args.labels)}}  # fmt: skip
+        lists = {
+            "classification": {
+                split: read_covidx(path, args.images, args.missing)["classification"]
+                for split, path in zip(("training", "validation", "test"), args.labels)
+            }
+        }
     else:
         if args.dataset == "cxr14":
             read = read_cxr14(args.labels[0], args.images, args.boxes, args.missing)

@@ -77,7 +77,9 @@ def list_images(path: str | os.PathLike, recursive: bool = True) -> list[dict[st
         p for p in candidates if p.is_file() and (_has_image_suffix(p) or (not p.suffix and is_dicom_file(p)))
     )
     if not files:
-        raise ValueError(f"input folder {root} holds no images (looked for {', '.join(IMAGE_SUFFIXES)} and DICOM files)")
+        raise ValueError(
+            f"input folder {root} holds no images (looked for {', '.join(IMAGE_SUFFIXES)} and DICOM files)"
+        )
     return [{"image": str(p), "path": str(p)} for p in files]
 
 
@@ -204,8 +206,9 @@ class LoadXRayd(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.dicom, self.nifti = XRayDicomReader(apply_voi), XRayNiftiReader()
         self.picture = PILReader(reverse_indexing=False)
-        self.loader = LoadImage(reader=[self.picture, self.nifti, self.dicom], image_only=True,
-                                ensure_channel_first=True, dtype=np.float32)  # fmt: skip
+        self.loader = LoadImage(
+            reader=[self.picture, self.nifti, self.dicom], image_only=True, ensure_channel_first=True, dtype=np.float32
+        )
         self.min_size = min_size
         self.max_pixels = max_pixels
 

@@ -44,8 +44,15 @@ WORLD_VERSION = 4
 #: The synthetic findings; each is also the name of its MeDSLIP pathology entity. Bit ``k`` of a label map (masks)
 #: or box map (filled boxes) is finding ``k``.
 FINDINGS = ("effusion", "pneumothorax", "consolidation", "nodule", "cardiomegaly", "edema", "atelectasis")
-_PREVALENCE = {"effusion": 0.25, "pneumothorax": 0.2, "consolidation": 0.25, "nodule": 0.2, "cardiomegaly": 0.25,
-               "edema": 0.2, "atelectasis": 0.2}  # fmt: skip
+_PREVALENCE = {
+    "effusion": 0.25,
+    "pneumothorax": 0.2,
+    "consolidation": 0.25,
+    "nodule": 0.2,
+    "cardiomegaly": 0.25,
+    "edema": 0.2,
+    "atelectasis": 0.2,
+}
 _MENTION_PRESENT = (("positive", 0.86), ("uncertain", 0.08), ("unmentioned", 0.06))
 _MENTION_ABSENT = (("negated", 0.45), ("unmentioned", 0.55))
 _SPLITS = ("training", "validation", "test")
@@ -246,8 +253,15 @@ def _render(case: _Case, size: int, rng: np.random.Generator) -> tuple[np.ndarra
             continue
         image, masks[finding] = _DRAW[finding](canvas, case, instances, image, lungs, strength, rng)
 
-    image = np.asarray(Image.fromarray(np.clip(image * 255, 0, 255).astype(np.uint8)).filter(
-        ImageFilter.GaussianBlur(0.6 * size / 256)), dtype=np.float32) / 255  # fmt: skip
+    image = (
+        np.asarray(
+            Image.fromarray(np.clip(image * 255, 0, 255).astype(np.uint8)).filter(
+                ImageFilter.GaussianBlur(0.6 * size / 256)
+            ),
+            dtype=np.float32,
+        )
+        / 255
+    )
     image = image + rng.normal(0, 0.012, image.shape).astype(np.float32)
     gamma = rng.uniform(0.85, 1.15)
     image = np.clip(image, 0, 1) ** gamma * rng.uniform(0.9, 1.05) + rng.normal(0, 0.02)
@@ -272,7 +286,7 @@ def _vessels(canvas: _Canvas, case: _Case, rng: np.random.Generator) -> np.ndarr
             angle = rng.uniform(-0.5 * np.pi, 0.75 * np.pi)
             direction = 1 if lung.lateral > lung.medial else -1
             point, path = hilum, [hilum]
-            for step in range(3):
+            for _ in range(3):
                 angle += rng.normal(0, 0.25)
                 length = rng.uniform(0.05, 0.09)
                 point = (point[0] + direction * length * math.cos(angle), point[1] - length * math.sin(angle) * 0.8)
@@ -283,8 +297,14 @@ def _vessels(canvas: _Canvas, case: _Case, rng: np.random.Generator) -> np.ndarr
 
 def _mediastinum(case: _Case) -> list[tuple[float, float]]:
     right, left = case.lungs["right"].medial, case.lungs["left"].medial
-    return [(right + 0.02, 0.0), (left - 0.02, 0.0), (left, 0.25), (left + 0.01, 0.42), (right - 0.01, 0.45),
-            (right, 0.25)]  # fmt: skip
+    return [
+        (right + 0.02, 0.0),
+        (left - 0.02, 0.0),
+        (left, 0.25),
+        (left + 0.01, 0.42),
+        (right - 0.01, 0.45),
+        (right, 0.25),
+    ]
 
 
 def _draw_effusion(canvas, case, instances, image, lungs, strength, rng):
@@ -306,7 +326,7 @@ def _draw_pneumothorax(canvas, case, instances, image, lungs, strength, rng):
     for inst in instances:
         lung = case.lungs[inst["side"]]
         collapsed = canvas.polygon(lung.outline(inset=inst["depth"]), blur=0.8)
-        zone = (np.linspace(0, 1, canvas.size, dtype=np.float32)[:, None] < lung.apex + inst["extent"])
+        zone = np.linspace(0, 1, canvas.size, dtype=np.float32)[:, None] < lung.apex + inst["extent"]
         air = lungs[inst["side"]] * (1 - collapsed) * zone
         image = _composite(image, strength * air, 0.05)
         edge = [p for p in lung.outline(inset=inst["depth"]) if p[1] < lung.apex + inst["extent"]]
@@ -326,8 +346,16 @@ def _draw_consolidation(canvas, case, instances, image, lungs, strength, rng):
         for _ in range(rng.integers(4, 8)):
             offset = (centre[0] + rng.normal(0, 0.035), centre[1] + rng.normal(0, 0.035))
             blob = np.maximum(blob, canvas.ellipse(offset, (rng.uniform(0.04, 0.07), rng.uniform(0.035, 0.06))))
-        blob = np.asarray(Image.fromarray((blob * 255).astype(np.uint8)).filter(
-            ImageFilter.GaussianBlur(3.0 * canvas.size / 256)), dtype=np.float32) / 255 * lungs[side]  # fmt: skip
+        blob = (
+            np.asarray(
+                Image.fromarray((blob * 255).astype(np.uint8)).filter(
+                    ImageFilter.GaussianBlur(3.0 * canvas.size / 256)
+                ),
+                dtype=np.float32,
+            )
+            / 255
+            * lungs[side]
+        )
         bronchi = []
         for _ in range(3):
             angle = rng.uniform(0, 2 * np.pi)
@@ -375,8 +403,10 @@ def _draw_atelectasis(canvas, case, instances, image, lungs, strength, rng):
         lung = case.lungs[inst["side"]]
         centre = (lung.u(rng.uniform(0.45, 0.7)), lung.dome - rng.uniform(0.05, 0.11))
         angle, half = rng.uniform(-0.35, 0.35), rng.uniform(0.07, 0.12)
-        line = [(centre[0] - half * math.cos(angle), centre[1] - half * math.sin(angle)),
-                (centre[0] + half * math.cos(angle), centre[1] + half * math.sin(angle))]  # fmt: skip
+        line = [
+            (centre[0] - half * math.cos(angle), centre[1] - half * math.sin(angle)),
+            (centre[0] + half * math.cos(angle), centre[1] + half * math.sin(angle)),
+        ]
         band = canvas.lines([line], width=rng.uniform(0.02, 0.03), blur=1.0) * lungs[inst["side"]]
         image = _composite(image, strength * 0.9 * band, 0.5)
         mask = np.maximum(mask, band > 0.4)
@@ -410,38 +440,63 @@ def _finding_sentence(finding: str, instances: list[dict], mention: str, rng) ->
     bilateral = len({i.get("side") for i in instances}) == 2
     if finding == "effusion":
         if mention == "uncertain":
-            return _pick(rng, [(f"Possible small {side} pleural effusion.", []),
-                               (f"A trace {side} effusion cannot be excluded.", [])])  # fmt: skip
+            return _pick(
+                rng,
+                [
+                    (f"Possible small {side} pleural effusion.", []),
+                    (f"A trace {side} effusion cannot be excluded.", []),
+                ],
+            )
         if bilateral:
-            return (f"Bilateral {_size_word(rng)} pleural effusions.",
-                    [["left_pleural", "effusion", 1], ["right_pleural", "effusion", 1]])  # fmt: skip
-        return _pick(rng, [
-            (f"There is a {_size_word(rng)} {side} pleural effusion.", [[f"{side}_pleural", "effusion", 1]]),
-            (f"Blunting of the {side} costophrenic angle consistent with a {_size_word(rng)} effusion.",
-             [[f"{side}_costophrenic", "blunt", 1], [f"{side}_costophrenic", "effusion", 1]]),
-            (f"{_size_word(rng).capitalize()} amount of {side} pleural fluid.", [[f"{side}_pleural", "effusion", 1]]),
-        ])  # fmt: skip
+            return (
+                f"Bilateral {_size_word(rng)} pleural effusions.",
+                [["left_pleural", "effusion", 1], ["right_pleural", "effusion", 1]],
+            )
+        return _pick(
+            rng,
+            [
+                (f"There is a {_size_word(rng)} {side} pleural effusion.", [[f"{side}_pleural", "effusion", 1]]),
+                (
+                    f"Blunting of the {side} costophrenic angle consistent with a {_size_word(rng)} effusion.",
+                    [[f"{side}_costophrenic", "blunt", 1], [f"{side}_costophrenic", "effusion", 1]],
+                ),
+                (
+                    f"{_size_word(rng).capitalize()} amount of {side} pleural fluid.",
+                    [[f"{side}_pleural", "effusion", 1]],
+                ),
+            ],
+        )
     if finding == "pneumothorax":
         if mention == "uncertain":
-            return _pick(rng, [(f"Possible tiny {side} apical pneumothorax.", []),
-                               (f"Questionable {side} apical pneumothorax.", [])])  # fmt: skip
+            return _pick(
+                rng,
+                [(f"Possible tiny {side} apical pneumothorax.", []), (f"Questionable {side} apical pneumothorax.", [])],
+            )
         triplets = [[f"{side}_apical_lung", "pneumothorax", 1]]
-        return _pick(rng, [
-            (f"There is a {_size_word(rng)} {side} apical pneumothorax.", triplets),
-            (f"{_size_word(rng).capitalize()} pneumothorax at the {side} apex.", triplets),
-            (f"A {side} apical pneumothorax is noted, measuring approximately {rng.integers(1, 4)} cm.", triplets),
-        ])  # fmt: skip
+        return _pick(
+            rng,
+            [
+                (f"There is a {_size_word(rng)} {side} apical pneumothorax.", triplets),
+                (f"{_size_word(rng).capitalize()} pneumothorax at the {side} apex.", triplets),
+                (f"A {side} apical pneumothorax is noted, measuring approximately {rng.integers(1, 4)} cm.", triplets),
+            ],
+        )
     if finding == "consolidation":
         lobe = instances[0]["lobe"]
         name = _LOBES[lobe][1]
         if mention == "uncertain":
             return f"Patchy opacity in the {name}, possibly early consolidation.", [[lobe, "opacity", 1]]
-        return _pick(rng, [
-            (f"There is consolidation in the {name}.", [[lobe, "consolidation", 1]]),
-            (f"{name.capitalize()} airspace consolidation.", [[lobe, "consolidation", 1]]),
-            (f"Dense opacification of the {name} compatible with consolidation.",
-             [[lobe, "opacity", 1], [lobe, "consolidation", 1]]),
-        ])  # fmt: skip
+        return _pick(
+            rng,
+            [
+                (f"There is consolidation in the {name}.", [[lobe, "consolidation", 1]]),
+                (f"{name.capitalize()} airspace consolidation.", [[lobe, "consolidation", 1]]),
+                (
+                    f"Dense opacification of the {name} compatible with consolidation.",
+                    [[lobe, "opacity", 1], [lobe, "consolidation", 1]],
+                ),
+            ],
+        )
     if finding == "nodule":
         if mention == "uncertain":
             zone = f"{instances[0]['side']} {instances[0]['zone']} lung"
@@ -450,9 +505,14 @@ def _finding_sentence(finding: str, instances: list[dict], mention: str, rng) ->
         for inst in instances:
             zone, anatomy = f"{inst['side']} {inst['zone']} lung", f"{inst['side']}_{inst['zone']}_lung"
             mm = int(round(inst["radius"] * 2 * 350))
-            sentence = _pick(rng, [f"A {mm} mm nodule is seen in the {zone}.",
-                                   f"There is a {mm} mm nodular opacity in the {zone}.",
-                                   f"Well-circumscribed {mm} mm nodule projecting over the {zone}."])  # fmt: skip
+            sentence = _pick(
+                rng,
+                [
+                    f"A {mm} mm nodule is seen in the {zone}.",
+                    f"There is a {mm} mm nodular opacity in the {zone}.",
+                    f"Well-circumscribed {mm} mm nodule projecting over the {zone}.",
+                ],
+            )
             sentences.append(sentence)
             triplets.append([anatomy, "nodule", 1])
             if "opacity" in sentence:
@@ -461,47 +521,74 @@ def _finding_sentence(finding: str, instances: list[dict], mention: str, rng) ->
     if finding == "cardiomegaly":
         if mention == "uncertain":
             return "The heart size is borderline enlarged.", [["heart_size", "borderline", 1]]
-        return _pick(rng, [("The heart is enlarged.", [["heart_size", "cardiomegaly", 1]]),
-                           (f"There is {_pick(rng, ['mild', 'moderate'])} cardiomegaly.",
-                            [["unspecified", "cardiomegaly", 1]]),
-                           ("Enlarged cardiac silhouette.", [["heart_size", "cardiomegaly", 1]])])  # fmt: skip
+        return _pick(
+            rng,
+            [
+                ("The heart is enlarged.", [["heart_size", "cardiomegaly", 1]]),
+                (f"There is {_pick(rng, ['mild', 'moderate'])} cardiomegaly.", [["unspecified", "cardiomegaly", 1]]),
+                ("Enlarged cardiac silhouette.", [["heart_size", "cardiomegaly", 1]]),
+            ],
+        )
     if finding == "edema":
         if mention == "uncertain":
             return "Hazy perihilar opacities may reflect mild edema.", [["hilar_unspec", "opacity", 1]]
-        return _pick(rng, [
-            (f"There is {_pick(rng, ['mild', 'moderate'])} pulmonary edema.", [["pulmonary", "edema", 1]]),
-            ("Bilateral perihilar opacities consistent with interstitial edema.",
-             [["left_hilar", "opacity", 1], ["right_hilar", "opacity", 1], ["interstitium", "edema", 1]]),
-            ("Findings consistent with moderate pulmonary edema.", [["pulmonary", "edema", 1]]),
-        ])  # fmt: skip
+        return _pick(
+            rng,
+            [
+                (f"There is {_pick(rng, ['mild', 'moderate'])} pulmonary edema.", [["pulmonary", "edema", 1]]),
+                (
+                    "Bilateral perihilar opacities consistent with interstitial edema.",
+                    [["left_hilar", "opacity", 1], ["right_hilar", "opacity", 1], ["interstitium", "edema", 1]],
+                ),
+                ("Findings consistent with moderate pulmonary edema.", [["pulmonary", "edema", 1]]),
+            ],
+        )
     # atelectasis
     if mention == "uncertain":
         return f"Minimal {side} basilar opacity, possibly atelectasis.", [[f"{side}_lower_lung", "opacity", 1]]
     if bilateral:
         return "Bibasilar atelectasis.", [["lung_bases", "atelectasis", 1]]
-    return _pick(rng, [
-        (f"Linear opacity at the {side} base likely reflects subsegmental atelectasis.",
-         [[f"{side}_lower_lung", "opacity", 1], [f"{side}_lower_lung", "atelectasis", 1]]),
-        (f"Plate-like atelectasis in the {side} lower lung.", [[f"{side}_lower_lung", "atelectasis", 1]]),
-        (f"{side.capitalize()} basilar atelectasis.", [[f"{side}_lower_lung", "atelectasis", 1]]),
-    ])  # fmt: skip
+    return _pick(
+        rng,
+        [
+            (
+                f"Linear opacity at the {side} base likely reflects subsegmental atelectasis.",
+                [[f"{side}_lower_lung", "opacity", 1], [f"{side}_lower_lung", "atelectasis", 1]],
+            ),
+            (f"Plate-like atelectasis in the {side} lower lung.", [[f"{side}_lower_lung", "atelectasis", 1]]),
+            (f"{side.capitalize()} basilar atelectasis.", [[f"{side}_lower_lung", "atelectasis", 1]]),
+        ],
+    )
 
 
 _NEGATIONS = {
-    "effusion": [("No pleural effusion.", [["pleural_unspec", "effusion", 0]]),
-                 ("There is no pleural effusion.", [["pleural_unspec", "effusion", 0]])],
-    "pneumothorax": [("No pneumothorax.", [["unspecified", "pneumothorax", 0]]),
-                     ("There is no evidence of pneumothorax.", [["unspecified", "pneumothorax", 0]])],
-    "consolidation": [("No focal consolidation.", [["unspecified", "consolidation", 0]]),
-                      ("There is no consolidation.", [["unspecified", "consolidation", 0]])],
-    "nodule": [("No pulmonary nodules.", [["pulmonary", "nodule", 0]]),
-               ("No suspicious pulmonary nodule or mass.", [["pulmonary", "nodule", 0], ["unspecified", "mass", 0]])],
-    "cardiomegaly": [("Heart size is normal.", [["heart_size", "cardiomegaly", 0], ["heart_size", "normal", 1]]),
-                     ("No cardiomegaly.", [["unspecified", "cardiomegaly", 0]])],
-    "edema": [("No pulmonary edema.", [["pulmonary", "edema", 0]]),
-              ("No evidence of edema.", [["unspecified", "edema", 0]])],
+    "effusion": [
+        ("No pleural effusion.", [["pleural_unspec", "effusion", 0]]),
+        ("There is no pleural effusion.", [["pleural_unspec", "effusion", 0]]),
+    ],
+    "pneumothorax": [
+        ("No pneumothorax.", [["unspecified", "pneumothorax", 0]]),
+        ("There is no evidence of pneumothorax.", [["unspecified", "pneumothorax", 0]]),
+    ],
+    "consolidation": [
+        ("No focal consolidation.", [["unspecified", "consolidation", 0]]),
+        ("There is no consolidation.", [["unspecified", "consolidation", 0]]),
+    ],
+    "nodule": [
+        ("No pulmonary nodules.", [["pulmonary", "nodule", 0]]),
+        ("No suspicious pulmonary nodule or mass.", [["pulmonary", "nodule", 0], ["unspecified", "mass", 0]]),
+    ],
+    "cardiomegaly": [
+        ("Heart size is normal.", [["heart_size", "cardiomegaly", 0], ["heart_size", "normal", 1]]),
+        ("No cardiomegaly.", [["unspecified", "cardiomegaly", 0]]),
+    ],
+    "edema": [
+        ("No pulmonary edema.", [["pulmonary", "edema", 0]]),
+        ("No evidence of edema.", [["unspecified", "edema", 0]]),
+    ],
     "atelectasis": [("No atelectasis.", [["unspecified", "atelectasis", 0]])],
-}  # fmt: skip
+}
+
 
 def _impression(finding: str, instances: list[dict]) -> tuple[str, list[list]]:
     """The impression line of a present finding and the triplets it states."""
@@ -516,8 +603,10 @@ def _impression(finding: str, instances: list[dict]) -> tuple[str, list[list]]:
     if finding == "consolidation":
         return f"{_LOBES[first['lobe']][1].capitalize()} consolidation.", [[first["lobe"], finding, 1]]
     if finding == "nodule":
-        return (f"{first['side'].capitalize()} {first['zone']} lung nodule.",
-                [[f"{first['side']}_{first['zone']}_lung", finding, 1]])  # fmt: skip
+        return (
+            f"{first['side'].capitalize()} {first['zone']} lung nodule.",
+            [[f"{first['side']}_{first['zone']}_lung", finding, 1]],
+        )
     if finding == "cardiomegaly":
         return "Cardiomegaly.", [["unspecified", finding, 1]]
     if finding == "edema":
@@ -527,8 +616,14 @@ def _impression(finding: str, instances: list[dict]) -> tuple[str, list[list]]:
     return f"{sides[0].capitalize()} basilar atelectasis.", [[f"{sides[0]}_lower_lung", finding, 1]]
 
 
-_INDICATIONS = ["Shortness of breath.", "Cough and fever.", "Chest pain.", "Preoperative evaluation.",
-                "Follow-up.", "Dyspnea on exertion."]  # fmt: skip
+_INDICATIONS = [
+    "Shortness of breath.",
+    "Cough and fever.",
+    "Chest pain.",
+    "Preoperative evaluation.",
+    "Follow-up.",
+    "Dyspnea on exertion.",
+]
 _LUNG_FINDINGS = ("pneumothorax", "consolidation", "nodule", "edema", "atelectasis")
 _ORDER = ("cardiomegaly", "consolidation", "nodule", "edema", "atelectasis", "effusion", "pneumothorax")
 
@@ -597,8 +692,14 @@ def _component_boxes(mask: np.ndarray) -> list[list[int]]:
     for lo, hi in ((0, half), (half, mask.shape[1])):
         rows, cols = np.nonzero(mask[:, lo:hi])
         if rows.size:
-            boxes.append([int(cols.min() + lo), int(rows.min()), int(cols.max() - cols.min() + 1),
-                          int(rows.max() - rows.min() + 1)])  # fmt: skip
+            boxes.append(
+                [
+                    int(cols.min() + lo),
+                    int(rows.min()),
+                    int(cols.max() - cols.min() + 1),
+                    int(rows.max() - rows.min() + 1),
+                ]
+            )
     if len(boxes) == 2 and boxes[0][0] + boxes[0][2] == half == boxes[1][0]:  # one region crossing the midline
         x0, y0 = boxes[0][0], min(boxes[0][1], boxes[1][1])
         x1 = boxes[1][0] + boxes[1][2]
@@ -652,8 +753,12 @@ def _datalists(cases: dict[str, list[dict]]) -> dict[str, dict]:
             if f in c["masks"]
         ]
         segmentation[split] = [{"image": c["image"], "label": c["labelmap"]} for c in items]
-    return {"pretrain": pretrain, "classification": classification, "grounding": grounding,
-            "segmentation": segmentation}  # fmt: skip
+    return {
+        "pretrain": pretrain,
+        "classification": classification,
+        "grounding": grounding,
+        "segmentation": segmentation,
+    }
 
 
 def generate_world(
@@ -690,7 +795,9 @@ def generate_world(
     seconds = time.perf_counter() - start
     for name, datalist in _datalists(cases).items():
         (root / f"{name}.json").write_text(json.dumps(datalist, indent=1))
-    truth = {c["image"]: {k: c[k] for k in ("label", "mentions", "boxes", "triplets")} for v in cases.values() for c in v}
+    truth = {
+        c["image"]: {k: c[k] for k in ("label", "mentions", "boxes", "triplets")} for v in cases.values() for c in v
+    }
     (root / "truth.json").write_text(json.dumps(truth))
     world = {
         "generator": "medslip_monai.data.synthetic",

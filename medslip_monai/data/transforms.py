@@ -226,7 +226,9 @@ class DecodeFindingMasksd(MapTransform):
 
     backend = [TransformBackends.TORCH]
 
-    def __init__(self, keys: KeysCollection, num_findings: int, encoding: str = "bits", allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, num_findings: int, encoding: str = "bits", allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.num_findings = num_findings
         self.encoding = look_up_option(encoding, ("bits", "indices"))
@@ -238,8 +240,12 @@ class DecodeFindingMasksd(MapTransform):
             if self.encoding == "indices":
                 if int(packed.max()) > self.num_findings or int(packed.min()) < 0:
                     source = getattr(d[key], "meta", {}).get("filename_or_obj") or _item_name(d)
-                    raise ValueError(f"{source}: label values {packed.unique().tolist()} outside 0..{self.num_findings}")
-                d[key] = (packed.unsqueeze(0) == torch.arange(1, self.num_findings + 1)[:, None, None]).to(torch.float32)
+                    raise ValueError(
+                        f"{source}: label values {packed.unique().tolist()} outside 0..{self.num_findings}"
+                    )
+                d[key] = (packed.unsqueeze(0) == torch.arange(1, self.num_findings + 1)[:, None, None]).to(
+                    torch.float32
+                )
                 continue
             bits = 2 ** torch.arange(self.num_findings, dtype=torch.int64)
             d[key] = ((packed.unsqueeze(0) & bits[:, None, None]) > 0).to(torch.float32)
@@ -257,7 +263,11 @@ class BoxesToMaskd(MapTransform):
     backend = [TransformBackends.TORCH]
 
     def __init__(
-        self, keys: KeysCollection, reference_key: str = "image", output_key: str = "truth", allow_missing_keys: bool = False
+        self,
+        keys: KeysCollection,
+        reference_key: str = "image",
+        output_key: str = "truth",
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.reference_key, self.output_key = reference_key, output_key
@@ -272,7 +282,9 @@ class BoxesToMaskd(MapTransform):
                 x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
                 x1, y1 = min(int(np.ceil(x + w)), width), min(int(np.ceil(y + h)), height)
                 if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
-                    raise ValueError(f"{_item_name(d)}: box {list(box)} is empty or outside the {width} x {height} image")
+                    raise ValueError(
+                        f"{_item_name(d)}: box {list(box)} is empty or outside the {width} x {height} image"
+                    )
                 mask[:, y0:y1, x0:x1] = 1.0
             d[self.output_key] = mask
         return d

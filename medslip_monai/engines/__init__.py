@@ -33,8 +33,8 @@ from medslip_monai.engines.metrics import FindingAUC, PointingGame, pointing_hit
 from medslip_monai.engines.workflow import (
     PrepareImageAndTargets,
     ZeroShotInferer,
-    grounding_maps,
     grounding_box_pairs,
+    grounding_maps,
     grounding_pairs,
     training_scalars,
     weight_decay_groups,

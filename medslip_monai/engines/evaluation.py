@@ -144,11 +144,15 @@ def split_loaders(
         items = load_datalist(datalist, split)
         if not items:
             raise ValueError(f"{datalist}: the {split!r} list is empty; zero-shot evaluation needs validation and test")
-        loaders[split] = DataLoader(Dataset(items, transform), batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        loaders[split] = DataLoader(
+            Dataset(items, transform), batch_size=batch_size, shuffle=False, num_workers=num_workers
+        )
     return loaders
 
 
-def collect_splits(evaluator: Engine, dataloaders: Mapping[str, Any], keep_images: int = 0) -> dict[str, OutputCollector]:
+def collect_splits(
+    evaluator: Engine, dataloaders: Mapping[str, Any], keep_images: int = 0
+) -> dict[str, OutputCollector]:
     """Run ``evaluator`` once per split (``{"validation": loader, "test": loader}``) and return each split's outputs.
 
     The first ``keep_images`` images of the last split are kept (for overlays)."""
@@ -179,14 +183,19 @@ def _binary_scores(scores: np.ndarray, labels: np.ndarray, threshold: float) -> 
     predicted = scores >= threshold
     tp = float((predicted & (labels == 1)).sum())
     f1 = 2 * tp / max(float(predicted.sum() + labels.sum()), 1.0)
-    return {"auc": float(roc_auc_score(labels, scores)) if both else float("nan"), "f1": f1,
-            "accuracy": float((predicted == (labels == 1)).mean())}  # fmt: skip
+    return {
+        "auc": float(roc_auc_score(labels, scores)) if both else float("nan"),
+        "f1": f1,
+        "accuracy": float((predicted == (labels == 1)).mean()),
+    }
 
 
 def _interval(values: list[float]) -> list[float]:
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
-    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] if values.size else [float("nan")] * 2
+    return (
+        [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] if values.size else [float("nan")] * 2
+    )
 
 
 def classification_metrics(
@@ -205,8 +214,12 @@ def classification_metrics(
     thresholds = [max_f1_threshold(val_probs[:, k], val_labels[:, k]) for k in range(len(classes))]
 
     def scores(rows: np.ndarray) -> dict[str, dict[str, float]]:
-        per_class = {name: _binary_scores(probs[rows, k], labels[rows, k], thresholds[k]) for k, name in enumerate(classes)}
-        per_class["mean"] = {m: float(np.nanmean([v[m] for v in per_class.values()])) for m in ("auc", "f1", "accuracy")}
+        per_class = {
+            name: _binary_scores(probs[rows, k], labels[rows, k], thresholds[k]) for k, name in enumerate(classes)
+        }
+        per_class["mean"] = {
+            m: float(np.nanmean([v[m] for v in per_class.values()])) for m in ("auc", "f1", "accuracy")
+        }
         return per_class
 
     point = scores(np.arange(len(labels)))
@@ -214,7 +227,7 @@ def classification_metrics(
     resampled = [scores(rng.integers(0, len(labels), len(labels))) for _ in range(bootstrap)]
     result: dict[str, Any] = {}
     for name, values in point.items():
-        result[name] = {metric: value for metric, value in values.items()}
+        result[name] = dict(values)
         if bootstrap:
             result[name].update({f"{m}_ci95": _interval([r[name][m] for r in resampled]) for m in values})
         if name != "mean":
@@ -240,8 +253,12 @@ def region_scores(heat: torch.Tensor, truth: torch.Tensor, threshold: float | to
     predicted = heat >= threshold
     inter = (predicted & truth).flatten(1).sum(1).double()
     area_p, area_t = predicted.flatten(1).sum(1).double(), truth.flatten(1).sum(1).double()
-    return {"recall": inter / area_t.clamp(min=1), "precision": inter / area_p.clamp(min=1),
-            "iou": inter / (area_p + area_t - inter).clamp(min=1), "dice": 2 * inter / (area_p + area_t).clamp(min=1)}  # fmt: skip
+    return {
+        "recall": inter / area_t.clamp(min=1),
+        "precision": inter / area_p.clamp(min=1),
+        "iou": inter / (area_p + area_t - inter).clamp(min=1),
+        "dice": 2 * inter / (area_p + area_t).clamp(min=1),
+    }
 
 
 def _grounding_items(
@@ -279,7 +296,8 @@ def grounding_metrics(
 
     overall = best(torch.ones_like(val_index, dtype=torch.bool)) if threshold is None else float(threshold)
     thresholds = [
-        overall if threshold is not None or not (val_index == k).any() else best(val_index == k) for k in range(len(classes))
+        overall if threshold is not None or not (val_index == k).any() else best(val_index == k)
+        for k in range(len(classes))
     ]
     maps, heat, truth, index = _grounding_items(test, heatmap)
     per_item = region_scores(heat, truth, torch.tensor(thresholds, dtype=heat.dtype)[index][:, None, None])
@@ -297,7 +315,9 @@ def grounding_metrics(
     rng = np.random.default_rng(seed)
     draws = [torch.from_numpy(rng.integers(0, len(index), len(index))) for _ in range(bootstrap)]
     if bootstrap:
-        result["mean"].update({f"{m}_ci95": _interval([float(v[d].mean()) for d in draws]) for m, v in per_item.items()})
+        result["mean"].update(
+            {f"{m}_ci95": _interval([float(v[d].mean()) for d in draws]) for m, v in per_item.items()}
+        )
     return result
 
 
@@ -313,7 +333,13 @@ def _roc_figure(path: Path, probs: np.ndarray, labels: np.ndarray, classes: Sequ
             fpr, tpr, _ = roc_curve(labels[:, k], probs[:, k])
             axes.plot(fpr, tpr, lw=1.4, label=f"{name} ({aucs[name]['auc']:.3f})")
     axes.plot([0, 1], [0, 1], "k:", lw=0.8)
-    axes.set(xlabel="false positive rate", ylabel="true positive rate", title="Zero-shot ROC (test)", xlim=(0, 1), ylim=(0, 1))
+    axes.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        title="Zero-shot ROC (test)",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     axes.legend(loc="lower right", fontsize=7)
     figure.tight_layout()
     figure.savefig(path)
@@ -345,19 +371,29 @@ def _markdown(report: Mapping) -> str:
     lines = ["# MeDSLIP zero-shot evaluation", ""]
     if "classification" in report:
         c = report["classification"]
-        lines += [f"Classification on {report['num_images']['classification_test']} test images; thresholds chosen "
-                  f"on {report['num_images']['classification_validation']} validation images (max F1); 95% bootstrap "
-                  "intervals.", "", "| class | AUC | F1 | accuracy | threshold |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"Classification on {report['num_images']['classification_test']} test images; thresholds chosen "
+            f"on {report['num_images']['classification_validation']} validation images (max F1); 95% bootstrap "
+            "intervals.",
+            "",
+            "| class | AUC | F1 | accuracy | threshold |",
+            "|---|---|---|---|---|",
+        ]
         for name, values in c.items():
             threshold = f"{values['threshold']:.3f}" if "threshold" in values else ""
-            lines.append(f"| {name} | {cell(values, 'auc')} | {cell(values, 'f1')} | {cell(values, 'accuracy')} | {threshold} |")
+            lines.append(
+                f"| {name} | {cell(values, 'auc')} | {cell(values, 'f1')} | {cell(values, 'accuracy')} | {threshold} |"
+            )
         lines.append("")
     if "grounding" in report:
         g = report["grounding"]
-        lines += [f"Grounding on {g['mean']['items']} test (image, class) pairs; heat map `{g['heatmap']}`; each class's "
-                  "threshold chosen on validation (best mean Dice).", "",
-                  "| class | pointing game | strict pointing game | recall | precision | IoU | Dice | threshold |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"Grounding on {g['mean']['items']} test (image, class) pairs; heat map `{g['heatmap']}`; each class's "
+            "threshold chosen on validation (best mean Dice).",
+            "",
+            "| class | pointing game | strict pointing game | recall | precision | IoU | Dice | threshold |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         metrics = ("pointing_game", "pointing_game_strict", "recall", "precision", "iou", "dice")
         for name, values in g.items():
             if isinstance(values, Mapping):

@@ -150,8 +150,9 @@ class FindingsWriter:
         self._used_names.add(name)
         return f"{name}.png"
 
-    def _draw(self, image: torch.Tensor, maps: torch.Tensor, probabilities: np.ndarray, located: list, row: dict,
-              path: str) -> str:  # fmt: skip
+    def _draw(
+        self, image: torch.Tensor, maps: torch.Tensor, probabilities: np.ndarray, located: list, row: dict, path: str
+    ) -> str:
         """One PNG: the image, then a captioned heat-map panel per located finding (at most ``max_overlays``)."""
         image = image.detach().float().cpu()
         size = max(256, int(image.shape[-1]))

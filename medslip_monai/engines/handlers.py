@@ -108,8 +108,12 @@ class RandomStates:
 
     @staticmethod
     def _numpy_state(state: tuple) -> dict:
-        return {"keys": torch.from_numpy(state[1].astype(np.int64)), "pos": int(state[2]),
-                "has_gauss": int(state[3]), "gauss": float(state[4])}  # fmt: skip
+        return {
+            "keys": torch.from_numpy(state[1].astype(np.int64)),
+            "pos": int(state[2]),
+            "has_gauss": int(state[3]),
+            "gauss": float(state[4]),
+        }
 
     @staticmethod
     def _numpy_tuple(state: Mapping) -> tuple:
@@ -134,8 +138,11 @@ class RandomStates:
         random.setstate((version, tuple(internal), gauss))
         transforms = self._transforms()
         if len(transforms) != len(state["transforms"]):
-            logger.warning("checkpoint has %d transform generators, the pipeline %d: their states are not restored",
-                           len(state["transforms"]), len(transforms))  # fmt: skip
+            logger.warning(
+                "checkpoint has %d transform generators, the pipeline %d: their states are not restored",
+                len(state["transforms"]),
+                len(transforms),
+            )
             return
         for transform, saved in zip(transforms, state["transforms"]):
             transform.R.set_state(self._numpy_tuple(saved))

@@ -65,9 +65,7 @@ class FindingAUC(Metric):
 POINTING_MODES = ("patch", "pixel")
 
 
-def pointing_hits(
-    maps: torch.Tensor, masks: torch.Tensor, mode: str = "patch"
-) -> tuple[torch.Tensor, torch.Tensor]:
+def pointing_hits(maps: torch.Tensor, masks: torch.Tensor, mode: str = "patch") -> tuple[torch.Tensor, torch.Tensor]:
     """Pointing game per (image, finding).
 
     Args:

@@ -18,4 +18,10 @@ __all__ = [
     "MeDSLIPClassifier",
     "MeDSLIPUNet",
     "load_encoder_weights",
-    "MeDSLIP", "MeDSLIPPredictor", "QueryDecoder", "QueryDecoderLayer", "ResNetTrunk", "SUPPORTED_BACKBONES"]
+    "MeDSLIP",
+    "MeDSLIPPredictor",
+    "QueryDecoder",
+    "QueryDecoderLayer",
+    "ResNetTrunk",
+    "SUPPORTED_BACKBONES",
+]

@@ -24,7 +24,9 @@ from medslip_monai.networks.medslip import ResNetTrunk
 __all__ = ["MeDSLIPClassifier", "MeDSLIPUNet", "PathologyStream", "load_encoder_weights"]
 
 
-def load_encoder_weights(module: nn.Module, model_file: str | os.PathLike, prefixes: Sequence[str] = ("trunk",)) -> None:
+def load_encoder_weights(
+    module: nn.Module, model_file: str | os.PathLike, prefixes: Sequence[str] = ("trunk",)
+) -> None:
     """Load the parts ``prefixes`` of a MeDSLIP ``model.pt`` (pre-trained or imported) into the same-named submodules
     of ``module``, strictly.
 
@@ -124,10 +126,19 @@ class MeDSLIPUNet(nn.Module):
             if self.stream is not None:
                 load_encoder_weights(self.stream, encoder_weights, ("mask_generator", "pathology_projection"))
         self.decoder = UNetDecoder(
-            spatial_dims=2, encoder_channels=(3, *channels), decoder_channels=tuple(decoder_channels),
-            act=("relu", {"inplace": True}), norm="batch", dropout=dropout, bias=False, upsample="nontrainable",
-            pre_conv="default", interp_mode="bilinear", align_corners=False, is_pad=True,
-        )  # fmt: skip
+            spatial_dims=2,
+            encoder_channels=(3, *channels),
+            decoder_channels=tuple(decoder_channels),
+            act=("relu", {"inplace": True}),
+            norm="batch",
+            dropout=dropout,
+            bias=False,
+            upsample="nontrainable",
+            pre_conv="default",
+            interp_mode="bilinear",
+            align_corners=False,
+            is_pad=True,
+        )
         self.head = SegmentationHead(spatial_dims=2, in_channels=decoder_channels[-1], out_channels=out_channels)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,10 @@ class ResNetTrunk(nn.Module):
         )
         self.conv1, self.bn1, self.act, self.maxpool = resnet.conv1, resnet.bn1, resnet.act, resnet.maxpool
         self.layer1, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
-        widths = [int((b.bn3 if hasattr(b, "bn3") else b.bn2).num_features) for b in (l[-1] for l in (self.layer1, self.layer2, self.layer3))]
+        widths = [
+            int((b.bn3 if hasattr(b, "bn3") else b.bn2).num_features)
+            for b in (layer[-1] for layer in (self.layer1, self.layer2, self.layer3))
+        ]
         self.stage_channels = (int(self.bn1.num_features), *widths)  # channels of the maps that ``stages`` returns
         self.out_channels = widths[-1]
         if channels_last:
@@ -111,9 +114,7 @@ class QueryDecoder(nn.Module):
         self, num_layers: int = 4, d_model: int = 256, num_heads: int = 4, ffn_dim: int = 1024, dropout: float = 0.1
     ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(
-            QueryDecoderLayer(d_model, num_heads, ffn_dim, dropout) for _ in range(num_layers)
-        )
+        self.layers = nn.ModuleList(QueryDecoderLayer(d_model, num_heads, ffn_dim, dropout) for _ in range(num_layers))
         self.norm = nn.LayerNorm(d_model)
 
     def forward(
@@ -198,7 +199,9 @@ class MeDSLIP(nn.Module):
         self.pathology_projection = nn.Sequential(
             nn.Linear(channels, channels), nn.ReLU(inplace=True), nn.Linear(channels, d_model)
         )
-        self.anatomy_projection = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(inplace=True), nn.Linear(channels, d_model))
+        self.anatomy_projection = nn.Sequential(
+            nn.Linear(channels, channels), nn.ReLU(inplace=True), nn.Linear(channels, d_model)
+        )
         self.query_embedding = nn.Linear(text_dim, d_model)
         self.pathology_decoder = QueryDecoder(num_layers, d_model, num_heads, ffn_dim, dropout)
         self.anatomy_decoder = QueryDecoder(num_layers, d_model, num_heads, ffn_dim, dropout)

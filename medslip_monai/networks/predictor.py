@@ -103,5 +103,7 @@ class MeDSLIPPredictor(MeDSLIP):
         return {
             "probabilities": self._probabilities(decoded),
             "maps": maps.mean(dim=1)[:, self.output_index].unflatten(-1, grid),
-            "locations": torch.softmax(icl.float().masked_fill(~self.place_mask[:, None], float("-inf")), 1).transpose(1, 2),
+            "locations": torch.softmax(icl.float().masked_fill(~self.place_mask[:, None], float("-inf")), 1).transpose(
+                1, 2
+            ),
         }

@@ -35,8 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", required=True, help="datalist JSON to write")
-    common.add_argument("--uncertain", choices=UNCERTAIN_POLICIES, default="ignore",
-                        help="uncertain mentions: left unmentioned (default), present or absent")
+    common.add_argument(
+        "--uncertain",
+        choices=UNCERTAIN_POLICIES,
+        default="ignore",
+        help="uncertain mentions: left unmentioned (default), present or absent",
+    )
     common.add_argument("--likely-uncertain", action="store_true", help="treat 'likely X' as uncertain, not present")
     common.add_argument("--val-fraction", type=float, default=0.05, help="patients for validation without a split")
     common.add_argument("--test-fraction", type=float, default=0.05, help="patients for test without a split")
@@ -83,16 +87,24 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps([list(t) for t in extractor(text)]))
         return 0
     if args.command == "csv":
-        studies = read_csv(args.csv, args.image_column, args.report_column, args.split_column, args.patient_column,
-                           args.image_root)  # fmt: skip
+        studies = read_csv(
+            args.csv, args.image_column, args.report_column, args.split_column, args.patient_column, args.image_root
+        )
     elif args.command == "iu":
         studies = read_iu(args.reports, args.images, args.image_suffix, args.metadata_csv, args.views)
     else:
         radgraph = load_radgraph(args.radgraph, args.uncertain) if args.radgraph else None
         studies = read_mimic(args.images, args.reports, args.split_csv, args.metadata_csv, args.views, radgraph)
-    summary = build_pretraining_datalist(studies, args.out, extractor, check_images=not args.no_check_images,
-                                         val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-                                         seed=args.seed, progress=not args.quiet)  # fmt: skip
+    summary = build_pretraining_datalist(
+        studies,
+        args.out,
+        extractor,
+        check_images=not args.no_check_images,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     print(json.dumps(summary))
     return 0
 

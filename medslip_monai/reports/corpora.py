@@ -27,22 +27,39 @@ import os
 import tarfile
 import time
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
 from medslip_monai.reports.extract import ReportExtractor
 
-__all__ = ["Study", "Problem", "read_csv", "read_iu", "IUReport", "parse_iu_xml", "read_mimic", "build_pretraining_datalist",
-           "SPLITS"]
+__all__ = [
+    "Study",
+    "Problem",
+    "read_csv",
+    "read_iu",
+    "IUReport",
+    "parse_iu_xml",
+    "read_mimic",
+    "build_pretraining_datalist",
+    "SPLITS",
+]
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("training", "validation", "test")
-_SPLIT_NAMES = {"train": "training", "training": "training", "validate": "validation", "validation": "validation",
-                "val": "validation", "valid": "validation", "test": "test", "testing": "test"}  # fmt: skip
+_SPLIT_NAMES = {
+    "train": "training",
+    "training": "training",
+    "validate": "validation",
+    "validation": "validation",
+    "val": "validation",
+    "valid": "validation",
+    "test": "test",
+    "testing": "test",
+}
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".dcm", ".dicom", ".nii", ".nii.gz")
 
 
@@ -83,9 +100,14 @@ def _split_name(value: str | None, source: str) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------------- CSV
-def read_csv(path: str | os.PathLike, image_column: str = "image", report_column: str = "report",
-             split_column: str | None = "split", patient_column: str | None = None,
-             image_root: str | os.PathLike | None = None) -> Iterator[Study | Problem]:  # fmt: skip
+def read_csv(
+    path: str | os.PathLike,
+    image_column: str = "image",
+    report_column: str = "report",
+    split_column: str | None = "split",
+    patient_column: str | None = None,
+    image_root: str | os.PathLike | None = None,
+) -> Iterator[Study | Problem]:
     """Rows of ``image,report[,split][,patient]``; relative image paths start at ``image_root`` (default: the
     CSV's folder). Several images of one report may be joined with ``;``."""
     path = Path(path)
@@ -132,7 +154,7 @@ def _iu_documents(reports: Path) -> Iterator[tuple[str, bytes | None, str | None
                 yield str(file), None, f"cannot read ({e})"
         return
     try:
-        archive = tarfile.open(reports)
+        archive = tarfile.open(reports)  # noqa: SIM115 (closed by the with block below, after the error check)
     except (OSError, tarfile.TarError) as e:
         yield str(reports), None, f"cannot open archive ({e})"
         return
@@ -172,9 +194,13 @@ def parse_iu_xml(content: bytes) -> IUReport:
     )
 
 
-def read_iu(reports: str | os.PathLike, images: str | os.PathLike, image_suffix: str = ".png",
-            metadata_csv: str | os.PathLike | None = None, views: Sequence[str] | None = ("PA", "AP"),
-            ) -> Iterator[Study | Problem]:  # fmt: skip
+def read_iu(
+    reports: str | os.PathLike,
+    images: str | os.PathLike,
+    image_suffix: str = ".png",
+    metadata_csv: str | os.PathLike | None = None,
+    views: Sequence[str] | None = ("PA", "AP"),
+) -> Iterator[Study | Problem]:
     """IU/OpenI reports (``ecgen-radiology/*.xml`` as a folder or ``NLMCXR_reports.tgz``); each ``parentImage`` id
     names ``<images>/<id><image_suffix>`` (``NLMCXR_png`` layout). ``metadata_csv`` (a DICOM header table with
     ``imageid`` and ``View Position`` columns, e.g. ``nlmcxr_dicom_metadata.csv.gz``) with ``views`` keeps only
@@ -217,10 +243,14 @@ def _read_table(path: Path, key: str, columns: Sequence[str]) -> dict[str, dict]
         return {row[key]: row for row in reader}
 
 
-def read_mimic(images: str | os.PathLike, reports: str | os.PathLike | None = None,
-               split_csv: str | os.PathLike | None = None, metadata_csv: str | os.PathLike | None = None,
-               views: Sequence[str] | None = ("PA", "AP"), radgraph: dict | None = None,
-               ) -> Iterator[Study | Problem]:  # fmt: skip
+def read_mimic(
+    images: str | os.PathLike,
+    reports: str | os.PathLike | None = None,
+    split_csv: str | os.PathLike | None = None,
+    metadata_csv: str | os.PathLike | None = None,
+    views: Sequence[str] | None = ("PA", "AP"),
+    radgraph: dict | None = None,
+) -> Iterator[Study | Problem]:
     """MIMIC-CXR(-JPG): images under ``<images>/files/pXX/pSUBJECT/sSTUDY/*.jpg`` (``files/`` optional), reports at
     ``<reports>/files/pXX/pSUBJECT/sSTUDY.txt`` (default: beside the study folders). ``split_csv``
     (``mimic-cxr-2.0.0-split.csv[.gz]``) gives the official split; ``metadata_csv`` with ``views`` keeps only
@@ -247,11 +277,15 @@ def read_mimic(images: str | os.PathLike, reports: str | os.PathLike | None = No
                     for p in dicoms:
                         if dicom_ids[p] not in metadata:
                             yield Problem(str(p), f"not in {metadata_csv}")
-                    dicoms = [p for p in dicoms if dicom_ids[p] in metadata
-                              and metadata[dicom_ids[p]]["ViewPosition"].upper() in wanted_views]  # fmt: skip
+                    dicoms = [
+                        p
+                        for p in dicoms
+                        if dicom_ids[p] in metadata and metadata[dicom_ids[p]]["ViewPosition"].upper() in wanted_views
+                    ]
                 if not dicoms:
-                    yield Problem(str(study_dir), "no images" + (f" with view {sorted(wanted_views)}"
-                                                                 if wanted_views else ""))  # fmt: skip
+                    yield Problem(
+                        str(study_dir), "no images" + (f" with view {sorted(wanted_views)}" if wanted_views else "")
+                    )
                     continue
                 study_splits = {splits[dicom_ids[p]]["split"] for p in dicoms if dicom_ids[p] in splits}
                 split = _split_name(study_splits.pop(), str(report_file)) if len(study_splits) == 1 else None

@@ -32,13 +32,36 @@ UNCERTAIN_POLICIES = ("ignore", "positive", "negative")
 #: Sections used when the report has a FINDINGS or IMPRESSION section.
 PREFERRED_SECTIONS = ("findings", "impression")
 #: Sections never read (they state why the study was done, not what it shows).
-SKIPPED_SECTIONS = ("indication", "indications", "history", "clinical history", "clinical information",
-                    "clinical indication", "reason for exam", "reason for examination", "reason for study",
-                    "comparison", "comparisons", "technique", "examination", "exam", "procedure", "notification",
-                    "recommendation", "recommendations", "addendum")  # fmt: skip
-_SECTION_ALIASES = {"finding": "findings", "findings and impression": "findings", "impressions": "impression",
-                    "conclusion": "impression", "conclusions": "impression", "opinion": "impression",
-                    "summary": "impression"}  # fmt: skip
+SKIPPED_SECTIONS = (
+    "indication",
+    "indications",
+    "history",
+    "clinical history",
+    "clinical information",
+    "clinical indication",
+    "reason for exam",
+    "reason for examination",
+    "reason for study",
+    "comparison",
+    "comparisons",
+    "technique",
+    "examination",
+    "exam",
+    "procedure",
+    "notification",
+    "recommendation",
+    "recommendations",
+    "addendum",
+)
+_SECTION_ALIASES = {
+    "finding": "findings",
+    "findings and impression": "findings",
+    "impressions": "impression",
+    "conclusion": "impression",
+    "conclusions": "impression",
+    "opinion": "impression",
+    "summary": "impression",
+}
 _HEADER = re.compile(r"(?:^|(?<=\n)|(?<=\.\s)|(?<=\s\s))\s*([A-Za-z][A-Za-z /&()-]{1,40}?)\s*:(?!\d)", re.M)
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:\d{1,2}[.)]|[-*\u2022])\s)")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -56,10 +79,15 @@ def _phrase_table() -> dict[str, list[tuple[tuple[str, ...], str, str]]]:
     for name, phrases in lx.FINDING_PHRASES.items():
         for phrase in phrases:
             entries[tuple(lx.tokenize(phrase))] = (_FINDING, name)
-    for kind, phrases in ((_NEG_PRE, lx.NEGATION_BEFORE), (_NEG_POST, lx.NEGATION_AFTER),
-                          (_UNC_PRE, lx.UNCERTAIN_BEFORE), (_UNC_POST, lx.UNCERTAIN_AFTER),
-                          (_PROB_PRE, lx.PROBABLE_BEFORE), (_PSEUDO, lx.PSEUDO_NEGATIONS),
-                          (_TERM, lx.TERMINATORS)):  # fmt: skip
+    for kind, phrases in (
+        (_NEG_PRE, lx.NEGATION_BEFORE),
+        (_NEG_POST, lx.NEGATION_AFTER),
+        (_UNC_PRE, lx.UNCERTAIN_BEFORE),
+        (_UNC_POST, lx.UNCERTAIN_AFTER),
+        (_PROB_PRE, lx.PROBABLE_BEFORE),
+        (_PSEUDO, lx.PSEUDO_NEGATIONS),
+        (_TERM, lx.TERMINATORS),
+    ):
         for phrase in phrases:
             tokens = tuple(lx.tokenize(phrase))
             if tokens in entries and entries[tokens][0] == _FINDING:  # "borderline": a finding that also hedges
@@ -112,8 +140,12 @@ class Mention:
 def split_sections(text: str) -> dict[str, str]:
     """``{"findings": ..., "impression": ..., ...}`` from ``HEADER:`` labels; text before any header is ``""``."""
     sections: dict[str, str] = {}
-    matches = [m for m in _HEADER.finditer(text) if m.group(1).strip().upper() == m.group(1).strip()
-               or m.group(1).strip().lower() in PREFERRED_SECTIONS + SKIPPED_SECTIONS]  # fmt: skip
+    matches = [
+        m
+        for m in _HEADER.finditer(text)
+        if m.group(1).strip().upper() == m.group(1).strip()
+        or m.group(1).strip().lower() in PREFERRED_SECTIONS + SKIPPED_SECTIONS
+    ]
     starts = [0] + [m.end() for m in matches]
     names = [""] + [" ".join(m.group(1).lower().split()) for m in matches]
     ends = [m.start() for m in matches] + [len(text)]
@@ -162,8 +194,9 @@ class ReportExtractor:
             (indication, history, comparison, technique, ...) is read.
     """
 
-    def __init__(self, uncertain: str = "ignore", likely_is_positive: bool = True,
-                 sections: tuple[str, ...] = PREFERRED_SECTIONS) -> None:  # fmt: skip
+    def __init__(
+        self, uncertain: str = "ignore", likely_is_positive: bool = True, sections: tuple[str, ...] = PREFERRED_SECTIONS
+    ) -> None:
         if uncertain not in UNCERTAIN_POLICIES:
             raise ValueError(f"uncertain={uncertain!r}; expected one of {UNCERTAIN_POLICIES}")
         self.uncertain = uncertain
@@ -359,7 +392,11 @@ def _extractor(uncertain: str, likely_is_positive: bool, sections: tuple[str, ..
     return ReportExtractor(uncertain, likely_is_positive, sections)
 
 
-def extract_triplets(text: str, uncertain: str = "ignore", likely_is_positive: bool = True,
-                     sections: tuple[str, ...] = PREFERRED_SECTIONS) -> list[tuple[str, str, int]]:  # fmt: skip
+def extract_triplets(
+    text: str,
+    uncertain: str = "ignore",
+    likely_is_positive: bool = True,
+    sections: tuple[str, ...] = PREFERRED_SECTIONS,
+) -> list[tuple[str, str, int]]:
     """Report text -> ``[(anatomy, pathology, 1|0), ...]``; see ``ReportExtractor`` for the options."""
     return _extractor(uncertain, likely_is_positive, tuple(sections))(text)

@@ -28,13 +28,24 @@ import os
 import tarfile
 import zipfile
 from collections import defaultdict
-from typing import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from medslip_monai.reports.corpora import IUReport, parse_iu_xml
 from medslip_monai.reports.extract import ReportExtractor, split_sentences
 
-__all__ = ["RADLABELS_TO_VOCAB", "finding_status", "score", "radlabels_cases", "iu_sections", "iu_gold_cases",
-           "evaluate_radlabels", "evaluate_iu_gold", "evaluate_iu_mesh", "MESH_TO_VOCAB", "markdown_table"]
+__all__ = [
+    "RADLABELS_TO_VOCAB",
+    "finding_status",
+    "score",
+    "radlabels_cases",
+    "iu_sections",
+    "iu_gold_cases",
+    "evaluate_radlabels",
+    "evaluate_iu_gold",
+    "evaluate_iu_mesh",
+    "MESH_TO_VOCAB",
+    "markdown_table",
+]
 
 #: Our finding (or "a|b" for either) <- the radlabels labels that mean it. Left out: labels whose definition mixes
 #: findings we keep apart (``pulmonary_congestion_...`` lists "pulmonary edema" as an alias, ``air_space_opacity``
@@ -70,8 +81,11 @@ def finding_status(mentions: Iterable, finding: str, uncertain: str = "ignore") 
     finding, _, place = finding.partition("@")
     names = set(finding.split("|"))
     as_status = {"ignore": "uncertain", "positive": "present", "negative": "absent"}[uncertain]
-    statuses = {as_status if m.status == "uncertain" else m.status for m in mentions
-                if m.pathology in names and (not place or place in m.anatomies)}  # fmt: skip
+    statuses = {
+        as_status if m.status == "uncertain" else m.status
+        for m in mentions
+        if m.pathology in names and (not place or place in m.anatomies)
+    }
     return next((s for s in _PRIORITY if s in statuses), None)
 
 
@@ -99,10 +113,13 @@ def score(pairs: Iterable[tuple[str, str | None, str | None]]) -> dict:
         recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else float("nan")
         f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
         per_finding[finding] = {
-            "support": c["tp"] + c["fn"], "precision": precision, "recall": recall, "f1": f1,
+            "support": c["tp"] + c["fn"],
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
             "absent": c["gold_absent"],
             "absent_recall": c["absent_found"] / c["gold_absent"] if c["gold_absent"] else float("nan"),
-        }  # fmt: skip
+        }
     scored = [v["f1"] for v in per_finding.values() if v["support"] > 0]
     polar = sum(c["polar"] for c in counts.values())
     return {
@@ -119,8 +136,14 @@ def radlabels_cases(wheel: str | os.PathLike) -> list[tuple[str, str, dict[str, 
     with zipfile.ZipFile(wheel) as archive:
         labels = json.loads(archive.read("radlabels/samples/synthetic_labels.json"))
         prefix = "radlabels/samples/synthetic_reports/"
-        return [(key, archive.read(f"{prefix}{key}.txt").decode("utf-8"),
-                 {k: _RADLABELS_STATUS[v] for k, v in labels[key].items()}) for key in sorted(labels)]  # fmt: skip
+        return [
+            (
+                key,
+                archive.read(f"{prefix}{key}.txt").decode("utf-8"),
+                {k: _RADLABELS_STATUS[v] for k, v in labels[key].items()},
+            )
+            for key in sorted(labels)
+        ]
 
 
 def _radlabels_gold(labels: Mapping[str, str], names: tuple[str, ...]) -> str | None:
@@ -207,8 +230,10 @@ def iu_gold_cases(gold: list[dict], reports: Mapping[str, Mapping[str, str]]) ->
         sentences = split_sentences(reports[entry["report"]].get(entry["section"], ""))
         sentence = sentences[entry["index"]] if entry["index"] < len(sentences) else ""
         if sentence_sha1(sentence) != entry["sha1"]:
-            raise ValueError(f"gold sentence {entry['report']} {entry['section']}[{entry['index']}] does not match "
-                             "its SHA-1 (different wheel or sentence splitter)")
+            raise ValueError(
+                f"gold sentence {entry['report']} {entry['section']}[{entry['index']}] does not match "
+                "its SHA-1 (different wheel or sentence splitter)"
+            )
         cases.append((sentence, entry))
     return cases
 
@@ -227,10 +252,18 @@ def evaluate_iu_gold(wheel: str | os.PathLike, gold: list[dict], extractor: Repo
             pairs.append((finding, entry["findings"].get(finding), predicted))
         if "triplets" in entry:
             gold_triplets = {tuple(t) for t in entry["triplets"]}
-            predicted = {(a, m.pathology, {"present": 1, "absent": 0}[m.status])
-                         for m in mentions if m.status != "uncertain" for a in m.anatomies}  # fmt: skip
+            predicted = {
+                (a, m.pathology, {"present": 1, "absent": 0}[m.status])
+                for m in mentions
+                if m.status != "uncertain"
+                for a in m.anatomies
+            }
             predicted = {t for t in predicted if t[1] in findings}
-            tp, n_pred, n_gold = tp + len(predicted & gold_triplets), n_pred + len(predicted), n_gold + len(gold_triplets)
+            tp, n_pred, n_gold = (
+                tp + len(predicted & gold_triplets),
+                n_pred + len(predicted),
+                n_gold + len(gold_triplets),
+            )
     result = score(pairs)
     result["sentences"] = len(cases)
     result["triplet_precision"] = tp / n_pred if n_pred else float("nan")
@@ -240,16 +273,24 @@ def evaluate_iu_gold(wheel: str | os.PathLike, gold: list[dict], extractor: Repo
 
 def markdown_table(result: dict) -> str:
     """Per-finding table of a ``score`` result."""
-    lines = ["| finding | support | precision | recall | F1 | gold absent | absent recall |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| finding | support | precision | recall | F1 | gold absent | absent recall |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
     def cell(value: float) -> str:
         return "–" if value != value else f"{value:.3f}"  # NaN: nothing to score
 
     for finding, v in result["per_finding"].items():
         if v["support"] or v["absent"]:
             f1 = cell(v["f1"]) if v["support"] else "–"
-            lines.append(f"| {finding} | {v['support']} | {cell(v['precision'])} | {cell(v['recall'])} | {f1} "
-                         f"| {v['absent']} | {cell(v['absent_recall'])} |")
+            lines.append(
+                f"| {finding} | {v['support']} | {cell(v['precision'])} | {cell(v['recall'])} | {f1} "
+                f"| {v['absent']} | {cell(v['absent_recall'])} |"
+            )
     lines.append(f"| **macro F1** (findings with support) | | | | **{result['macro_f1']:.3f}** | | |")
-    lines.append(f"\nNegation accuracy: **{result['negation_accuracy']:.3f}** over {result['negation_cases']} "
-                 "findings stated present or absent by both gold and extractor.")
+    lines.append(
+        f"\nNegation accuracy: **{result['negation_accuracy']:.3f}** over {result['negation_cases']} "
+        "findings stated present or absent by both gold and extractor."
+    )
     return "\n".join(lines)

@@ -30,9 +30,14 @@ from medslip_monai.vocab import anatomy_index, pathology_index
 
 __all__ = ["radgraph_triplets", "load_radgraph", "radgraph_study_key"]
 
-_STATUS = {"OBS-DP": "present", "OBS-DA": "absent", "OBS-U": "uncertain",
-           "Observation::definitely present": "present", "Observation::definitely absent": "absent",
-           "Observation::uncertain": "uncertain"}  # fmt: skip
+_STATUS = {
+    "OBS-DP": "present",
+    "OBS-DA": "absent",
+    "OBS-U": "uncertain",
+    "Observation::definitely present": "present",
+    "Observation::definitely absent": "absent",
+    "Observation::uncertain": "uncertain",
+}
 _ANATOMY_LABELS = ("ANAT-DP", "Anatomy::definitely present")
 
 
@@ -49,8 +54,11 @@ def _root(entity_id: str, entities: dict) -> str:
     """Follow ``modify`` relations between anatomy entities to the head anatomy ("left" -> "lobe")."""
     seen = {entity_id}
     while True:
-        targets = [t for rel, t in entities[entity_id].get("relations", []) or []
-                   if rel == "modify" and t in entities and entities[t]["label"] in _ANATOMY_LABELS]  # fmt: skip
+        targets = [
+            t
+            for rel, t in entities[entity_id].get("relations", []) or []
+            if rel == "modify" and t in entities and entities[t]["label"] in _ANATOMY_LABELS
+        ]
         if not targets or targets[0] in seen:
             return entity_id
         entity_id = targets[0]

@@ -24,7 +24,12 @@ import pydicom
 import pytest
 import yaml
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import (
+    ComputedRadiographyImageStorage,
+    ExplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 from medslip_monai.apps.assist import FindingsModel
 from tests_apps.support import CLASSES, REPO, make_bundle, real_chest_dicom, synthetic_case
@@ -71,8 +76,17 @@ def synthetic_study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synthetic_study")
     image, _ = synthetic_case(0, size=256)
     study = generate_uid()
-    _instance(folder / "cr.dcm", image.astype(np.uint16) * 16, "CR", study, generate_uid(), ComputedRadiographyImageStorage)
-    _instance(folder / "other.dcm", 4095 - image.astype(np.uint16) * 16, "OT", study, generate_uid(), SecondaryCaptureImageStorage)
+    _instance(
+        folder / "cr.dcm", image.astype(np.uint16) * 16, "CR", study, generate_uid(), ComputedRadiographyImageStorage
+    )
+    _instance(
+        folder / "other.dcm",
+        4095 - image.astype(np.uint16) * 16,
+        "OT",
+        study,
+        generate_uid(),
+        SecondaryCaptureImageStorage,
+    )
     return folder
 
 
@@ -102,8 +116,10 @@ def _check_outputs(bundle: Path, source: Path, output: Path) -> None:
         assert line and line[1] == ("present" if row["present"] else "absent")
         assert abs(float(line[2]) - row["probability"]) < 1e-3
 
-    captures = sorted((ds for ds in written.values() if ds.SOPClassUID == SecondaryCaptureImageStorage),
-                      key=lambda ds: int(ds.InstanceNumber))  # fmt: skip
+    captures = sorted(
+        (ds for ds in written.values() if ds.SOPClassUID == SecondaryCaptureImageStorage),
+        key=lambda ds: int(ds.InstanceNumber),
+    )
     order = sorted(PRESENT, key=lambda name: -expected[CLASSES.index(name)])
     assert [ds.ImageComments.rsplit(": ", 1)[1] for ds in captures] == order
     for ds in captures:
@@ -140,7 +156,9 @@ def test_study_without_a_radiograph_fails_naming_the_problem(bundle, tmp_path):
     study = tmp_path / "study"
     study.mkdir()
     image, _ = synthetic_case(1, size=64)
-    _instance(study / "other.dcm", image.astype(np.uint16), "OT", generate_uid(), generate_uid(), SecondaryCaptureImageStorage)
+    _instance(
+        study / "other.dcm", image.astype(np.uint16), "OT", generate_uid(), generate_uid(), SecondaryCaptureImageStorage
+    )
     with pytest.raises(Exception, match="no CR or DX series"):
         _run(bundle, study, tmp_path / "out")
     assert not list(tmp_path.glob("out/*.dcm"))

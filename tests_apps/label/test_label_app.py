@@ -58,28 +58,58 @@ def workspace(tmp_path_factory):
     app = root / "app"
     app.mkdir()
     shutil.copy(REPO / "apps" / "monailabel" / "main.py", app / "main.py")  # the server writes model/, logs/ there
-    return {"root": root, "bundle": bundle, "studies": studies, "app": app, "labels": labels,
-            "dicom": real_chest_dicom(root)}  # fmt: skip
+    return {
+        "root": root,
+        "bundle": bundle,
+        "studies": studies,
+        "app": app,
+        "labels": labels,
+        "dicom": real_chest_dicom(root),
+    }
 
 
 @pytest.fixture(scope="module")
 def server(workspace):
     """``python -m monailabel.main start_server`` on a free port of 127.0.0.1; stopped after the module."""
     port = _free_port()
-    command = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(workspace["app"]),
-               "--studies", str(workspace["studies"]), "--host", "127.0.0.1", "--port", str(port),
-               "--conf", "bundle", str(workspace["bundle"]),
-               "--conf", "segmentation_model", str(workspace["bundle"] / "segmentation.pt")]  # fmt: skip
-    env = {**os.environ, "MONAI_LABEL_TRACKING_ENABLED": "false", "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false",
-           "MONAI_LABEL_SESSIONS": "false", "MONAI_LABEL_TASKS_SCORING": "false", "PYTHONUNBUFFERED": "1"}  # fmt: skip
-    log = open(workspace["root"] / "server.log", "w")
+    command = [
+        sys.executable,
+        "-m",
+        "monailabel.main",
+        "start_server",
+        "--app",
+        str(workspace["app"]),
+        "--studies",
+        str(workspace["studies"]),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--conf",
+        "bundle",
+        str(workspace["bundle"]),
+        "--conf",
+        "segmentation_model",
+        str(workspace["bundle"] / "segmentation.pt"),
+    ]
+    env = {
+        **os.environ,
+        "MONAI_LABEL_TRACKING_ENABLED": "false",
+        "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false",
+        "MONAI_LABEL_SESSIONS": "false",
+        "MONAI_LABEL_TASKS_SCORING": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = open(workspace["root"] / "server.log", "w")  # noqa: SIM115 (the server writes it until the finally block)
     process = subprocess.Popen(command, cwd=workspace["root"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_SECONDS
     try:
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}:\n{(workspace['root'] / 'server.log').read_text()[-4000:]}")
+                raise RuntimeError(
+                    f"the server exited with {process.returncode}:\n{(workspace['root'] / 'server.log').read_text()[-4000:]}"
+                )
             try:
                 if requests.get(f"{url}/info/", timeout=5).status_code == 200:
                     break
@@ -99,10 +129,17 @@ def server(workspace):
         log.close()
 
 
-def _infer(url: str, model: str, image: str = "", upload: Path | None = None, output: str = "json") -> requests.Response:
+def _infer(
+    url: str, model: str, image: str = "", upload: Path | None = None, output: str = "json"
+) -> requests.Response:
     files = {"file": (upload.name, upload.read_bytes())} if upload else None
-    return requests.post(f"{url}/infer/{model}", params={"image": image, "output": output},
-                         data={"params": json.dumps({"device": "cpu"})}, files=files, timeout=REQUEST_SECONDS)  # fmt: skip
+    return requests.post(
+        f"{url}/infer/{model}",
+        params={"image": image, "output": output},
+        data={"params": json.dumps({"device": "cpu"})},
+        files=files,
+        timeout=REQUEST_SECONDS,
+    )
 
 
 def _label_png(response: requests.Response) -> np.ndarray:
@@ -145,7 +182,9 @@ def test_findings_and_grounding_are_the_bundle_models_answers(server, workspace)
 
 
 def test_segmentation_serves_the_fine_tuned_weights(server, workspace):
-    model = SegmentationModel(workspace["bundle"], workspace["app"] / "model" / "medslip_segmentation.pt", classes=CLASSES)
+    model = SegmentationModel(
+        workspace["bundle"], workspace["app"] / "model" / "medslip_segmentation.pt", classes=CLASSES
+    )
     for image, upload, size in (("case_1", None, (128, 128)), ("", workspace["dicom"], (1955, 1841))):
         path = upload or workspace["studies"] / f"{image}.png"
         wanted = label_map(model(model.transforms({"image": str(path)})["image"]), 0.5).numpy()
@@ -170,12 +209,19 @@ def test_train_on_saved_labels_replaces_the_served_weights(server, workspace):
     before = hashlib.sha256(served.read_bytes()).hexdigest()
     for image in ("case_1", "case_2", "case_4"):  # cases with findings
         label = write_png(workspace["root"] / f"{image}_label.png", workspace["labels"][image])
-        response = requests.put(f"{server}/datastore/label", params={"image": image, "tag": "final"},
-                                files={"label": (label.name, label.read_bytes())}, timeout=60)  # fmt: skip
+        response = requests.put(
+            f"{server}/datastore/label",
+            params={"image": image, "tag": "final"},
+            files={"label": (label.name, label.read_bytes())},
+            timeout=60,
+        )
         assert response.status_code == 200, response.text[:500]
-    response = requests.post(f"{server}/train/medslip_segmentation", params={"run_sync": "true"},
-                             json={"max_steps": 2, "validations": 1, "batch_size": 2, "device": "cpu"},
-                             timeout=REQUEST_SECONDS)  # fmt: skip
+    response = requests.post(
+        f"{server}/train/medslip_segmentation",
+        params={"run_sync": "true"},
+        json={"max_steps": 2, "validations": 1, "batch_size": 2, "device": "cpu"},
+        timeout=REQUEST_SECONDS,
+    )
     assert response.status_code == 200, response.text[:2000]
     assert hashlib.sha256(served.read_bytes()).hexdigest() != before
     runs = list((served.parent / "runs").iterdir())

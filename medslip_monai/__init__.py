@@ -15,15 +15,20 @@ __version__ = "0.1.0"
 import importlib
 
 __all__ = [
+    "apps",
     "assets",
     "checkpoint",
     "data",
     "engines",
+    "grounding",
     "losses",
+    "metrics",
     "networks",
+    "reporting",
     "reports",
     "text",
     "utils",
+    "visualize",
     "vocab",
     "__version__",
 ]

@@ -233,21 +233,17 @@ _PATHOLOGY_INDEX = {name: i for i, name in enumerate(PATHOLOGIES)}
 _ANATOMY_INDEX = {name: i for i, name in enumerate(ANATOMIES)}
 
 
+def _index(table: dict[str, int], kind: str, name: str) -> int:
+    if name not in table:
+        raise KeyError(f"unknown {kind} entity {name!r}; expected one of the {len(table)} names in medslip_monai.vocab")
+    return table[name]
+
+
 def pathology_index(name: str) -> int:
     """Index of a pathology entity; raises ``KeyError`` naming the unknown entity."""
-    try:
-        return _PATHOLOGY_INDEX[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown pathology entity {name!r}; expected one of the 75 names in medslip_monai.vocab"
-        ) from None
+    return _index(_PATHOLOGY_INDEX, "pathology", name)
 
 
 def anatomy_index(name: str) -> int:
     """Index of an anatomy entity; raises ``KeyError`` naming the unknown entity."""
-    try:
-        return _ANATOMY_INDEX[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown anatomy entity {name!r}; expected one of the 51 names in medslip_monai.vocab"
-        ) from None
+    return _index(_ANATOMY_INDEX, "anatomy", name)

@@ -72,20 +72,8 @@ def main() -> None:
         iu = [s.report for s in read_iu(archive, tmp) if not isinstance(s, Problem)]
         results["iu_reports_per_second"] = rate(iu, args.repeats)
         results["radlabels_reports_per_second"] = rate([t for _, t, _ in radlabels_cases(radlabels)], args.repeats)
-        command = [
-            sys.executable,
-            "-m",
-            "medslip_monai.reports",
-            "iu",
-            "--reports",
-            str(archive),
-            "--images",
-            tmp,
-            "--out",
-            str(Path(tmp) / "iu.json"),
-            "--no-check-images",
-            "--quiet",
-        ]
+        arguments = ["--reports", str(archive), "--images", tmp, "--out", str(Path(tmp) / "iu.json")]
+        command = [sys.executable, "-m", "medslip_monai.reports", "iu", *arguments, "--no-check-images", "--quiet"]
         start = time.perf_counter()
         summary = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
         results["iu_command_wall_seconds"] = time.perf_counter() - start

@@ -22,7 +22,7 @@ from monai.transforms import LoadImaged
 
 from medslip_monai.apps.assist import FindingsModel, SegmentationModel, label_map, read_thresholds
 from medslip_monai.data import DecodeFindingMasksd
-from medslip_monai.engines.evaluation import heat_maps
+from medslip_monai.grounding import heat_maps
 from medslip_monai.networks import MeDSLIPPredictor
 from tests_apps.support import CLASSES, make_bundle, synthetic_case, write_png
 
@@ -79,8 +79,8 @@ def test_findings_model_is_the_bundle_predictor_with_heat_maps_at_the_image_size
     reference = MeDSLIPPredictor(findings=CLASSES, text_dim=384, backbone="resnet10").eval()
     reference.load_state_dict(torch.load(bundle / "models" / "model.pt", weights_only=True))
     expected = reference.predict(prepared["image"][None].as_tensor())
-    torch.testing.assert_close(output["probabilities"], expected["probabilities"][0])
-    torch.testing.assert_close(output["heat"], heat_maps(expected["maps"][0], (96, 96)))
+    torch.testing.assert_close(output["probabilities"], expected.probabilities[0])
+    torch.testing.assert_close(output["heat"], heat_maps(expected.maps[0], (96, 96)))
     assert output["heat"].shape == (len(CLASSES), 96, 96)
     scores_only = model(prepared["image"], heat=False)
     assert set(scores_only) == {"probabilities"}

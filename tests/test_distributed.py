@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from monai.bundle import ConfigParser
 
@@ -45,6 +46,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow
 def test_two_process_ddp_training_writes_once_and_its_weights_load_in_one_process(tmp_path):
     command = [
         sys.executable,

@@ -8,12 +8,11 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Engine pieces: batch preparation, zero-shot inferer, metrics, handlers and datalists."""
+"""Engine pieces: batch preparation, the prediction inferer, handlers and datalists."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -22,14 +21,11 @@ from ignite.engine import Engine, Events
 
 from medslip_monai.data import build_dataset, load_datalist
 from medslip_monai.engines import (
-    FindingAUC,
+    GroundingPanel,
     MetricsWriter,
-    PointingGame,
+    PredictionInferer,
     PrepareImageAndTargets,
-    ZeroShotInferer,
-    grounding_overlay,
     latest_checkpoint,
-    pointing_hits,
     weight_decay_groups,
 )
 from medslip_monai.networks import MeDSLIP
@@ -42,43 +38,33 @@ def test_prepare_batch_moves_image_and_named_targets():
     assert image.shape == (2, 3, 4, 4) and list(targets) == ["matrix"]
 
 
-def test_zero_shot_inferer_selects_entities():
+@pytest.fixture(scope="module")
+def network():
     torch.manual_seed(0)
-    network = MeDSLIP(EntityBooks(torch.randn(75, 32), torch.randn(51, 32)), backbone="resnet10").eval()
-    out = ZeroShotInferer(["effusion", "nodule"])(torch.randn(2, 3, 64, 64), network)
-    full = network(torch.zeros(1, 3, 64, 64))  # noqa: F841  (network works without attention too)
-    assert out["probs"].shape == (2, 2) and ((out["probs"] > 0) & (out["probs"] < 1)).all()
-    assert out["maps"].shape == (2, 2, 4, 4)
-    with pytest.raises(KeyError, match="pneumonitis"):
-        ZeroShotInferer(["pneumonitis"])
+    return MeDSLIP(EntityBooks(torch.randn(75, 32), torch.randn(51, 32)), backbone="resnet10").eval()
 
 
-def test_pointing_hits_and_game():
-    maps = torch.zeros(1, 2, 4, 4)
-    maps[0, 0, 0, 0] = 1.0  # peak top-left
-    maps[0, 1, 3, 3] = 1.0  # peak bottom-right
-    masks = torch.zeros(1, 2, 16, 16)
-    masks[0, 0, :4, :4] = 1  # finding 0 top-left: hit
-    masks[0, 1, :4, :4] = 1  # finding 1 top-left: miss
-    hits, valid = pointing_hits(maps, masks)
-    assert hits.tolist() == [[True, False]] and valid.tolist() == [[True, True]]
-    metric = PointingGame(["a", "b"])
-    metric.reset()
-    metric.update((maps, masks))
-    metric.update((maps, torch.zeros_like(masks)))  # empty masks do not count
-    result = metric.compute()
-    assert result["pointing_game/a"] == 1.0 and result["pointing_game/b"] == 0.0 and result["pointing_game/mean"] == 0.5
+def test_prediction_inferer_keeps_the_chosen_outputs_of_predict(network):
+    image = torch.randn(2, 3, 64, 64)
+    out = PredictionInferer([10, 3])(image, network)
+    full = network.predict(image)
+    assert out.probabilities.shape == (2, 2) and out.maps.shape == (2, 2, 4, 4) and out.locations.shape == (2, 2, 51)
+    torch.testing.assert_close(out.probabilities, full.probabilities[:, [10, 3]], rtol=0, atol=0)
+    torch.testing.assert_close(out.maps, full.maps[:, [10, 3]], rtol=0, atol=0)
 
 
-def test_finding_auc():
-    metric = FindingAUC(["a", "b", "c"])
-    metric.reset()
-    probs = torch.tensor([[0.9, 0.2, 0.5], [0.1, 0.8, 0.5], [0.8, 0.3, 0.5], [0.2, 0.7, 0.5]])
-    labels = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 1, 1], [0, 1, 1]], dtype=torch.float32)
-    metric.update((probs, labels))
-    result = metric.compute()
-    assert result["auc/a"] == 1.0 and result["auc/b"] == 0.5 and math.isnan(result["auc/c"])
-    assert result["auc/mean"] == pytest.approx(0.75)
+def test_prediction_inferer_official_maps_peak_at_one_per_finding(network):
+    out = PredictionInferer([10, 3], heatmap="official")(torch.randn(3, 3, 64, 64), network)
+    torch.testing.assert_close(out.maps.amax((0, 2, 3)), torch.ones(2))
+
+
+def test_grounding_panel_shows_findings_present_in_the_batch(network):
+    image = torch.randn(2, 3, 64, 64)
+    labels = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    output = {"image": image, "pred": network.predict(image).select([0, 1]), "label": {"label": labels}}
+    picture = GroundingPanel(["a", "b"])(output)
+    assert picture.shape[:2] == (1, 3) and picture.shape[-1] == 384  # one panel: only "b" is present
+    assert GroundingPanel(["a", "b"])({**output, "label": {"label": torch.zeros(2, 2)}}) == [None]
 
 
 def test_weight_decay_groups_split_matrices_from_vectors():
@@ -86,11 +72,6 @@ def test_weight_decay_groups_split_matrices_from_vectors():
     decay, no_decay = weight_decay_groups(network, 0.02)
     assert [p.shape for p in decay["params"]] == [torch.Size([3, 4])]
     assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
-
-
-def test_grounding_overlay_is_rgb_in_range():
-    overlay = grounding_overlay(torch.randn(3, 32, 32), torch.rand(4, 4))
-    assert overlay.shape == (3, 32, 32) and overlay.min() >= 0 and overlay.max() <= 1
 
 
 def test_latest_checkpoint(tmp_path):

@@ -68,20 +68,9 @@ def test_datalist_command_reads_all_iu_reports(torchxrayvision_wheel, tmp_path):
         (tmp_path / "NLMCXR_reports.tgz").write_bytes(archive.read("torchxrayvision/data/NLMCXR_reports.tgz"))
     with tarfile.open(tmp_path / "NLMCXR_reports.tgz") as tar:
         assert sum(m.name.endswith(".xml") for m in tar) == 3955
-    command = [
-        sys.executable,
-        "-m",
-        "medslip_monai.reports",
-        "iu",
-        "--reports",
-        str(tmp_path / "NLMCXR_reports.tgz"),
-        "--images",
-        str(tmp_path / "png"),
-        "--out",
-        str(tmp_path / "iu.json"),
-        "--no-check-images",
-        "--quiet",
-    ]
+    images, out = str(tmp_path / "png"), str(tmp_path / "iu.json")
+    arguments = ["--reports", str(tmp_path / "NLMCXR_reports.tgz"), "--images", images, "--out", out]
+    command = [sys.executable, "-m", "medslip_monai.reports", "iu", *arguments, "--no-check-images", "--quiet"]
     result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120)
     summary = json.loads(result.stdout)
     print(summary)

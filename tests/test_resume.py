@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundle"
@@ -44,6 +45,7 @@ def _train(script: Path, root: Path, kill_at: int = 0) -> subprocess.CompletedPr
     return subprocess.run([sys.executable, str(script), str(root), str(kill_at)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_run(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(RUN.format(bundle=BUNDLE))

@@ -33,6 +33,7 @@ from medslip_monai.checkpoint import model_settings
 from medslip_monai.data import LoadXRayd, build_dataset, collate_loaded
 from medslip_monai.networks import MeDSLIP
 from medslip_monai.reports import extract_triplets
+from tests.conftest import TINY
 from tests.test_image_input import dicom, picture
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundle"
@@ -109,16 +110,7 @@ def test_training_data_skip_policy_logs_and_drops_bad_items(tmp_path, caplog, da
 
 
 def test_pretraining_skips_a_broken_image_under_the_skip_policy(tmp_path, capfd):
-    overrides = {
-        "synthetic#num": 32,
-        "synthetic#num_val": 8,
-        "synthetic#size": 64,
-        "backbone": "resnet10",
-        "image_size": 64,
-        "num_workers": 0,
-        "dataset_type": "Dataset",
-        "epochs": 1,
-    }
+    overrides = {**TINY, "synthetic#num": 32, "epochs": 1}
     first = ConfigWorkflow(
         config_file=str(BUNDLE / "configs" / "train.json"),
         workflow_type="train",
@@ -147,6 +139,7 @@ def test_reports_empty_and_of_a_megabyte():
     ]
 
 
+@pytest.mark.slow
 def test_malformed_configs_name_the_file_and_the_problem(tmp_path):
     (tmp_path / "broken.json").write_text('{"a": 1,, }')
     (tmp_path / "dangling.json").write_text('{"run": ["$print(@missing)"]}')

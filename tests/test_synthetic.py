@@ -22,6 +22,7 @@ from PIL import Image
 
 from medslip_monai.data import load_datalist, triplets_to_matrix
 from medslip_monai.data.synthetic import FINDINGS, ensure_world, generate_world, render_case
+from medslip_monai.data.synthetic.findings import FINDING_SPECS
 from medslip_monai.vocab import ANATOMIES, PATHOLOGIES
 
 
@@ -36,6 +37,30 @@ def test_cases_are_deterministic_per_seed_and_index():
     a, b, c = render_case(1, 3, 96), render_case(1, 3, 96), render_case(2, 3, 96)
     assert np.array_equal(a["image"], b["image"]) and a["report"] == b["report"]
     assert not np.array_equal(a["image"], c["image"])
+
+
+def test_findings_keep_their_bit_order():
+    """Bit ``k`` of the label and box maps is finding ``k``: the order is part of the world."""
+    assert FINDINGS == ("effusion", "pneumothorax", "consolidation", "nodule", "cardiomegaly", "edema", "atelectasis")
+
+
+@pytest.mark.parametrize("finding", FINDINGS)
+def test_each_finding_has_a_complete_spec(finding):
+    """Prevalence, negations that deny it, instances, and sentences and an impression that state it."""
+    spec = FINDING_SPECS[finding]
+    assert spec.name == finding and 0 < spec.prevalence < 1
+    assert spec.negations
+    for _, triplets in spec.negations:
+        assert [finding, 0] in [[p, v] for _, p, v in triplets]
+        triplets_to_matrix(triplets)  # the official vocabulary
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        instances = spec.sample(rng)
+        assert instances
+        for statement in (spec.sentence(instances, "positive", rng), spec.impression(instances)):
+            _, triplets = statement
+            assert [finding, 1] in [[p, v] for _, p, v in triplets], statement
+            triplets_to_matrix(triplets)
 
 
 def test_world_has_variety_and_every_finding():
@@ -108,8 +133,10 @@ def test_ensure_world_reuses_and_refuses(tmp_path, world):
         ensure_world(stranger, num=10)
 
 
-def test_command_line(tmp_path):
-    out = tmp_path / "cli"
+@pytest.fixture(scope="module")
+def command(tmp_path_factory):
+    """The command line run once: its output folder and completed process."""
+    out = tmp_path_factory.mktemp("cli")
     result = subprocess.run(
         [
             sys.executable,
@@ -132,6 +159,17 @@ def test_command_line(tmp_path):
         text=True,
         check=True,
     )
+    return out, result
+
+
+def test_command_line(command):
+    out, result = command
     summary = json.loads(result.stdout)
     assert summary["counts"]["training"] == 12 and summary["images_per_second"] > 0
     assert len(list((out / "images").glob("*.png"))) == 12 + 6 + 6
+
+
+def test_command_line_prints_no_warning(command):
+    """Run as a package with ``__main__``, runpy finds nothing imported twice and warns of nothing."""
+    _, result = command
+    assert "RuntimeWarning" not in result.stderr, result.stderr

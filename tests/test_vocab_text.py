@@ -29,18 +29,8 @@ from medslip_monai.vocab import (
 
 def test_official_order_and_sizes():
     assert len(PATHOLOGIES) == 75 and len(ANATOMIES) == 51
-    assert PATHOLOGIES[:10] == (
-        "normal",
-        "clear",
-        "sharp",
-        "sharply",
-        "unremarkable",
-        "intact",
-        "stable",
-        "free",
-        "effusion",
-        "opacity",
-    )
+    assert PATHOLOGIES[:5] == ("normal", "clear", "sharp", "sharply", "unremarkable")
+    assert PATHOLOGIES[5:10] == ("intact", "stable", "free", "effusion", "opacity")
     assert PATHOLOGIES[-2:] == ("tail_abnorm_obs", "excluded_obs")
     assert PATHOLOGIES.index("disease") == 29 and PATHOLOGIES.index("collapse") == 50
     assert ANATOMIES[:3] == ("trachea", "left_hilar", "right_hilar")

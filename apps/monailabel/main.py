@@ -30,7 +30,7 @@ from pathlib import Path
 from monailabel.interfaces.app import MONAILabelApp
 
 import medslip_monai
-from medslip_monai.apps.assist import bundle_config
+from medslip_monai.apps.assist import SEGMENTATION_CONFIGS, bundle_config, label_values
 from medslip_monai.apps.label import FindingsInferTask, GroundingInferTask, SegmentationInferTask, SegmentationTrainTask
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class MeDSLIPApp(MONAILabelApp):
         self.classes = (
             classes.split(",")
             if classes
-            else bundle_config(self.bundle, "finetune_segmentation.json").get_parsed_content("classes")
+            else bundle_config(self.bundle, SEGMENTATION_CONFIGS).get_parsed_content("classes")
         )
         self.segmentation_weights = Path(app_dir) / "model" / "medslip_segmentation.pt"
         initial = conf.get("segmentation_model")
@@ -66,7 +66,7 @@ class MeDSLIPApp(MONAILabelApp):
             name="MeDSLIP chest X-ray",
             description="MeDSLIP zero-shot findings, grounding and fine-tuned segmentation (research use only)",
             version=medslip_monai.__version__,
-            labels={name: k + 1 for k, name in enumerate(self.classes)},
+            labels=label_values(self.classes),
         )
 
     def init_infers(self) -> dict:

@@ -28,29 +28,39 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from monai.bundle import ConfigParser
-from monai.transforms import Compose, SelectItemsd
+from monai.transforms import Compose
 from monai.utils import TraceKeys
 
-from medslip_monai.engines.evaluation import heat_maps
+from medslip_monai.grounding import heat_maps
 
 __all__ = [
+    "EVALUATION_CONFIGS",
+    "SEGMENTATION_CONFIGS",
     "FindingsModel",
     "SegmentationModel",
     "bundle_config",
     "label_map",
+    "label_values",
     "load_weights",
     "original_size",
     "read_thresholds",
 ]
 
+#: The zero-shot evaluation config: inference with the evaluation deltas on top.
+EVALUATION_CONFIGS = ("inference.json", "evaluate.json")
+#: The segmentation fine-tuning config: the classification one with the segmentation deltas on top.
+SEGMENTATION_CONFIGS = ("finetune_classification.json", "finetune_segmentation.json")
 
-def bundle_config(bundle_root: str | os.PathLike, name: str, **overrides: Any) -> ConfigParser:
-    """``<bundle_root>/configs/<name>`` parsed with ``bundle_root`` and ``overrides`` set."""
-    path = Path(bundle_root) / "configs" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"bundle config {path} does not exist: bundle_root must be a medslip-monai bundle")
+
+def bundle_config(bundle_root: str | os.PathLike, names: str | Sequence[str], **overrides: Any) -> ConfigParser:
+    """``<bundle_root>/configs/<name>`` (or several, later ones overriding earlier ones, as ``monai.bundle run``
+    merges them) parsed with ``bundle_root`` and ``overrides`` set."""
+    paths = [Path(bundle_root) / "configs" / name for name in ([names] if isinstance(names, str) else names)]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"bundle config {path} does not exist: bundle_root must be a medslip-monai bundle")
     parser = ConfigParser()
-    parser.read_config(path)
+    parser.read_config([str(path) for path in paths])
     parser.update({"bundle_root": str(bundle_root), **overrides})
     return parser
 
@@ -68,18 +78,18 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike) -> torch.nn.
     return network.eval()
 
 
-def _image_transforms(parser: ConfigParser) -> Compose:
-    """The bundle's preprocessing up to the network input, keeping every other key of the data dictionary."""
-    transforms = parser.get_parsed_content("preprocessing", instantiate=True).transforms
-    return Compose([t for t in transforms if not isinstance(t, SelectItemsd)])
-
-
 def original_size(image: torch.Tensor) -> tuple[int, int]:
-    """Rows and columns of the image as loaded, before the first traced transform (the bundle's ``Resized``)."""
-    operations = getattr(image, "applied_operations", None)
-    if operations:
-        return tuple(int(s) for s in operations[0][TraceKeys.ORIG_SIZE])  # type: ignore[return-value]
-    return tuple(image.shape[-2:])  # type: ignore[return-value]
+    """Rows and columns of a preprocessed image as loaded: the original size its ``Resize`` recorded (the image's
+    own size when it was never resized)."""
+    for operation in getattr(image, "applied_operations", None) or ():
+        if operation.get(TraceKeys.CLASS_NAME) == "Resize":
+            return tuple(int(s) for s in operation[TraceKeys.ORIG_SIZE])  # type: ignore[return-value]
+    return tuple(int(s) for s in image.shape[-2:])  # type: ignore[return-value]
+
+
+def label_values(classes: Sequence[str]) -> dict[str, int]:
+    """The label-map value of each class: ``k + 1`` for class ``k`` (0 is background), MONAI Label's convention."""
+    return {name: k + 1 for k, name in enumerate(classes)}
 
 
 def label_map(
@@ -116,9 +126,10 @@ def read_thresholds(
 
 
 class FindingsModel:
-    """Zero-shot MeDSLIP from a bundle: ``transforms`` read and prepare an image file (``{"image": path}``), and a
-    call on a prepared image ``[3, s, s]`` gives the ``classes``' probabilities ``[K]`` and (unless ``heat=False``)
-    heat maps ``[K, H, W]`` in [0, 1] at the loaded image's size.
+    """Zero-shot MeDSLIP from a bundle: ``transforms`` read and prepare an image file (``{"image": path}``; the
+    bundle's preprocessing), and a call on a prepared image ``[3, s, s]`` runs the bundle's inferer
+    (``network.predict``) and gives the ``classes``' probabilities ``[K]`` and (unless ``heat=False``) heat maps
+    ``[K, H, W]`` in [0, 1] at the loaded image's size.
 
     Args:
         bundle_root: the bundle folder (``configs/inference.json`` is used).
@@ -139,16 +150,16 @@ class FindingsModel:
         self.classes = list(classes)
         self.device = torch.device(device)
         self.network = load_weights(parser.get_parsed_content("network_def"), self.model_file).to(self.device)
-        self.transforms = _image_transforms(parser)
+        self.transforms: Compose = parser.get_parsed_content("preprocessing")
+        self.inferer = parser.get_parsed_content("inferer")
 
-    @torch.no_grad()
     def __call__(self, image: torch.Tensor, heat: bool = True) -> dict[str, torch.Tensor]:
         batch = torch.as_tensor(image).float()[None].to(self.device)
-        if not heat:
-            return {"probabilities": self.network(batch)[0].float().cpu()}
-        output = self.network.predict(batch)
-        maps = heat_maps(output["maps"][0].float(), original_size(image))
-        return {"probabilities": output["probabilities"][0].float().cpu(), "heat": maps.cpu()}
+        prediction = self.inferer(batch, self.network).detach_cpu()
+        result = {"probabilities": prediction.probabilities[0]}
+        if heat:
+            result["heat"] = heat_maps(prediction.maps[0], original_size(image))
+        return result
 
 
 class SegmentationModel:
@@ -173,7 +184,7 @@ class SegmentationModel:
         device: str | torch.device = "cpu",
     ) -> None:
         pretrained = str(pretrained_model or Path(bundle_root) / "models" / "model.pt")
-        parser = bundle_config(bundle_root, "finetune_segmentation.json", pretrained_model=pretrained)
+        parser = bundle_config(bundle_root, SEGMENTATION_CONFIGS, pretrained_model=pretrained)
         if classes:
             parser["classes"] = list(classes)
         parser["network_def#encoder_weights"] = None  # every weight comes from the fine-tuned file
@@ -182,7 +193,7 @@ class SegmentationModel:
         self.device = torch.device(device)
         self.network = load_weights(parser.get_parsed_content("network_def"), weights).to(self.device)
         inference = bundle_config(bundle_root, "inference.json", model_file=pretrained, image_size=self.image_size)
-        self.transforms = _image_transforms(inference)
+        self.transforms: Compose = inference.get_parsed_content("preprocessing")
 
     @torch.no_grad()
     def __call__(self, image: torch.Tensor) -> torch.Tensor:

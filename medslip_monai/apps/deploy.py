@@ -30,9 +30,10 @@ import torch
 from monai.deploy.core import ConditionType, Fragment, Operator, OperatorSpec
 from pydicom.uid import generate_uid
 
-from medslip_monai.apps.assist import FindingsModel, bundle_config, read_thresholds
+from medslip_monai.apps.assist import EVALUATION_CONFIGS, FindingsModel, bundle_config, read_thresholds
 from medslip_monai.data import LoadXRayd
-from medslip_monai.engines.handlers import grounding_overlay
+from medslip_monai.reporting import write_json
+from medslip_monai.visualize import heat_overlay
 
 __all__ = ["CXR_SELECTION_RULES", "GroundingSecondaryCaptureWriterOperator", "MeDSLIPFindingsOperator"]
 
@@ -77,7 +78,7 @@ class MeDSLIPFindingsOperator(Operator):
     ) -> None:
         self.bundle_path = Path(bundle_path)
         self.output_folder = Path(output_folder)
-        self.classes = list(classes or bundle_config(bundle_path, "evaluate.json").get_parsed_content("classes"))
+        self.classes = list(classes or bundle_config(bundle_path, EVALUATION_CONFIGS).get_parsed_content("classes"))
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         metrics = self.bundle_path / "eval" / "zero_shot" / "metrics.json"
         self.thresholds = read_thresholds(metrics if metrics.is_file() else None, self.classes)
@@ -110,8 +111,7 @@ class MeDSLIPFindingsOperator(Operator):
             "thresholds": self.thresholds_source,
             "findings": findings,
         }
-        self.output_folder.mkdir(parents=True, exist_ok=True)
-        (self.output_folder / "findings.json").write_text(json.dumps(report, indent=1))
+        write_json(self.output_folder / "findings.json", report)
         lines = [
             f"{f['finding']}: {'present' if f['present'] else 'absent'} (probability {f['probability']:.3f}, "
             f"threshold {f['threshold']:.3f})"
@@ -168,7 +168,7 @@ class GroundingSecondaryCaptureWriterOperator(Operator):
             orientation = ("L", "F")
         self.output_folder.mkdir(parents=True, exist_ok=True)
         for k, (name, heat) in enumerate(zip(grounding["names"][: self.max_findings], grounding["heat"])):
-            overlay = grounding_overlay(grounding["image"], heat)
+            overlay = heat_overlay(grounding["image"], heat)
             pixels = (overlay.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
             capture = highdicom.sc.SCImage.from_ref_dataset(
                 ref_dataset=dataset,

@@ -46,7 +46,14 @@ from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.tasks.infer.basic_infer import BasicInferTask
 from PIL import Image
 
-from medslip_monai.apps.assist import FindingsModel, SegmentationModel, label_map, read_thresholds
+from medslip_monai.apps.assist import (
+    SEGMENTATION_CONFIGS,
+    FindingsModel,
+    SegmentationModel,
+    label_map,
+    label_values,
+    read_thresholds,
+)
 
 __all__ = ["FindingsInferTask", "GroundingInferTask", "SegmentationInferTask", "SegmentationTrainTask"]
 
@@ -121,6 +128,10 @@ class FindingsInferTask(_MeDSLIPInferTask):
         thresholds_file: ``configs/evaluate.json``'s ``metrics.json`` (validation-chosen thresholds), or None for 0.5.
     """
 
+    heat = False  # grounding heat maps are not needed for the scores
+    infer_type = InferType.CLASSIFICATION
+    summary = "MeDSLIP zero-shot findings (research use only)"
+
     def __init__(
         self,
         bundle_root: str,
@@ -130,15 +141,13 @@ class FindingsInferTask(_MeDSLIPInferTask):
     ) -> None:
         self.bundle_root = bundle_root
         self.thresholds = read_thresholds(thresholds_file, classes)
-        super().__init__(
-            str(model_file or Path(bundle_root) / "models" / "model.pt"),
-            classes,
-            InferType.CLASSIFICATION,
-            "MeDSLIP zero-shot findings (research use only)",
-            list(classes),
-        )
+        weights = str(model_file or Path(bundle_root) / "models" / "model.pt")
+        super().__init__(weights, classes, self.infer_type, self.summary, self.label_names(classes))
 
-    heat = False  # grounding heat maps are not needed for the scores
+    @staticmethod
+    def label_names(classes: Sequence[str]) -> Any:
+        """MONAI Label's ``labels`` of the task: the class names."""
+        return list(classes)
 
     def build(self, device: str) -> FindingsModel:
         return FindingsModel(self.bundle_root, self.classes, self.get_path(), device)
@@ -163,18 +172,13 @@ class GroundingInferTask(FindingsInferTask):
     and its heat map reaches the finding's grounding threshold (the highest heat wins where findings overlap)."""
 
     heat = True
+    infer_type = InferType.SEGMENTATION
+    summary = "MeDSLIP zero-shot grounding: heat maps thresholded per finding (research use only)"
 
-    def __init__(
-        self,
-        bundle_root: str,
-        classes: Sequence[str],
-        model_file: str | None = None,
-        thresholds_file: str | None = None,
-    ) -> None:
-        super().__init__(bundle_root, classes, model_file, thresholds_file)
-        self.type = InferType.SEGMENTATION
-        self.labels = {name: k + 1 for k, name in enumerate(classes)}
-        self.description = "MeDSLIP zero-shot grounding: heat maps thresholded per finding (research use only)"
+    @staticmethod
+    def label_names(classes: Sequence[str]) -> Any:
+        """The label map's values: ``k + 1`` for class ``k``."""
+        return label_values(classes)
 
     def writer(self, data: dict[str, Any], extension=None, dtype=None) -> tuple[Any, Any]:
         _, result = super().writer(data)
@@ -209,7 +213,7 @@ class SegmentationInferTask(_MeDSLIPInferTask):
             classes,
             InferType.SEGMENTATION,
             "MeDSLIP fine-tuned segmentation (research use only)",
-            {name: k + 1 for k, name in enumerate(classes)},
+            label_values(classes),
         )
 
     def build(self, device: str) -> SegmentationModel:
@@ -301,7 +305,7 @@ class SegmentationTrainTask(TrainTask):
             "run": ["$@train#trainer.run()"],
         }
         workflow = ConfigWorkflow(
-            config_file=str(Path(self.bundle_root) / "configs" / "finetune_segmentation.json"),
+            config_file=[str(Path(self.bundle_root) / "configs" / name) for name in SEGMENTATION_CONFIGS],
             workflow_type="train",
             **overrides,
         )

@@ -8,14 +8,16 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Data: datalists, dictionary transforms and the synthetic chest X-ray world."""
+"""Data: datalists, readers, the preprocessing chain, dictionary transforms and the synthetic chest X-ray world."""
 
 from medslip_monai.data import downstream, synthetic
 from medslip_monai.data.datalist import build_dataset, collate_loaded, label_fraction, load_datalist
-from medslip_monai.data.readers import LoadXRayd, XRayDicomReader, XRayNiftiReader, list_images
+from medslip_monai.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, radiograph_transforms
+from medslip_monai.data.readers import LoadLabelMapd, LoadXRayd, XRayDicomReader, XRayNiftiReader, list_images
 from medslip_monai.data.transforms import (
     AsThreeChannelsd,
     BoxesToMaskd,
+    ClassIndexd,
     DecodeFindingMasksd,
     RandLateralFlipd,
     SampleProtoCLNegativesd,
@@ -24,21 +26,26 @@ from medslip_monai.data.transforms import (
 )
 
 __all__ = [
-    "build_dataset",
-    "collate_loaded",
-    "label_fraction",
-    "downstream",
-    "synthetic",
-    "list_images",
-    "load_datalist",
-    "XRayDicomReader",
-    "XRayNiftiReader",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "AsThreeChannelsd",
     "BoxesToMaskd",
-    "LoadXRayd",
+    "ClassIndexd",
     "DecodeFindingMasksd",
+    "LoadLabelMapd",
+    "LoadXRayd",
     "RandLateralFlipd",
     "SampleProtoCLNegativesd",
     "TripletsToMatrixd",
+    "XRayDicomReader",
+    "XRayNiftiReader",
+    "build_dataset",
+    "collate_loaded",
+    "downstream",
+    "label_fraction",
+    "list_images",
+    "load_datalist",
+    "radiograph_transforms",
+    "synthetic",
     "triplets_to_matrix",
 ]

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
+from monai.transforms import Compose
 from monai.utils import look_up_option
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_PATH_KEYS",
     "DATASET_TYPES",
     "ERROR_POLICIES",
+    "SkipFailuresCompose",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,13 +94,6 @@ DATASET_TYPES = ("Dataset", "CacheDataset", "PersistentDataset")
 ERROR_POLICIES = ("raise", "skip")
 
 
-class _Failed:
-    """What the cache holds for an item whose deterministic transforms raised."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
 def _reason(error: BaseException) -> str:
     """The error a transform raised, unwrapped from MONAI's "applying transform ..." ``RuntimeError``."""
     while isinstance(error, RuntimeError) and str(error).startswith("applying transform") and error.__cause__:
@@ -111,56 +106,31 @@ def _describe(item: Any) -> str:
     return f"item {image}" if isinstance(image, str) else "item"
 
 
-class _SkipFailures:
-    """Dataset mixin for the ``"skip"`` policy: an item whose transforms raise is logged with the reason and a
-    running count, and comes out as None, which :func:`collate_loaded` leaves out of the batch."""
+class SkipFailuresCompose(Compose):
+    """A ``Compose`` for the ``"skip"`` policy: an item whose transforms raise is logged (the item, the reason and a
+    running count) and becomes None, which later stages pass on and :func:`collate_loaded` leaves out of the batch.
+
+    Caching datasets keep the None, so an item that fails in the cached (deterministic) part is logged once.
+    """
 
     skipped = 0
 
-    def _load_cache_item(self, idx: int) -> Any:  # CacheDataset: keep the reason, not the exception
+    def __call__(self, input_: Any, start: int = 0, end: int | None = None, threading: bool = False, lazy=None) -> Any:
+        if input_ is None:
+            return None
         try:
-            return super()._load_cache_item(idx)  # type: ignore[misc]
+            return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
         except Exception as e:
-            return _Failed(_reason(e))
-
-    def _cached_failure(self, index: int) -> _Failed | None:
-        cache = getattr(self, "_cache", None)
-        cached = cache[index] if cache and index < len(cache) else None
-        return cached if isinstance(cached, _Failed) else None
-
-    def _transform(self, index: int) -> Any:
-        try:
-            failure = self._cached_failure(index)
-            if failure is not None:
-                raise RuntimeError(failure.reason)
-            return super()._transform(index)  # type: ignore[misc]
-        except Exception as e:
-            failure = self._cached_failure(index)  # cached while this call ran
             self.skipped += 1
             logger.warning(
-                "skipping %s: %s (%d item(s) skipped by this process)",
-                _describe(self.data[index]),
-                failure.reason if failure else _reason(e),
-                self.skipped,
-            )  # type: ignore[attr-defined]
+                "skipping %s: %s (%d item(s) skipped by this process)", _describe(input_), _reason(e), self.skipped
+            )
             return None
-
-
-class _SkippingDataset(_SkipFailures, Dataset):
-    pass
-
-
-class _SkippingCacheDataset(_SkipFailures, CacheDataset):
-    pass
-
-
-class _SkippingPersistentDataset(_SkipFailures, PersistentDataset):
-    pass
 
 
 def collate_loaded(batch: Sequence[Any]) -> Any:
     """MONAI's ``list_data_collate`` over the items that loaded (None marks one skipped under the ``"skip"``
-    policy). Raises ``RuntimeError`` when no item of the batch loaded."""
+    policy, see :class:`SkipFailuresCompose`). Raises ``RuntimeError`` when no item of the batch loaded."""
     loaded = [item for item in batch if item is not None]
     if not loaded:
         raise RuntimeError(f"none of the {len(batch)} items of a batch could be loaded; see the warnings above")
@@ -181,18 +151,18 @@ def build_dataset(
 
     ``on_error="raise"`` (default) stops at the first item whose transforms fail, with the error naming it;
     ``"skip"`` logs the item, the reason and a running count and leaves it out of its batch (use
-    :func:`collate_loaded` as the loader's ``collate_fn``).
+    :func:`collate_loaded` as the loader's ``collate_fn``): the transforms run in a :class:`SkipFailuresCompose`.
     """
     dataset_type = look_up_option(dataset_type, DATASET_TYPES)
-    skip = look_up_option(on_error, ERROR_POLICIES) == "skip"
+    if look_up_option(on_error, ERROR_POLICIES) == "skip":
+        transform = SkipFailuresCompose(transform.transforms if isinstance(transform, Compose) else [transform])
     if dataset_type == "CacheDataset":
-        kind = _SkippingCacheDataset if skip else CacheDataset
-        return kind(data, transform, cache_rate=cache_rate, num_workers=num_workers, progress=False)
+        return CacheDataset(data, transform, cache_rate=cache_rate, num_workers=num_workers, progress=False)
     if dataset_type == "PersistentDataset":
         if cache_dir is None:
             raise ValueError("PersistentDataset needs a cache_dir")
-        return (_SkippingPersistentDataset if skip else PersistentDataset)(data, transform, cache_dir=cache_dir)
-    return (_SkippingDataset if skip else Dataset)(data, transform)
+        return PersistentDataset(data, transform, cache_dir=cache_dir)
+    return Dataset(data, transform)
 
 
 def label_fraction(items: Sequence[dict], fraction: float, seed: int = 0) -> list[dict]:

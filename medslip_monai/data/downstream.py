@@ -348,14 +348,15 @@ def split_by_patient(
 
 def zero_shot_classes(
     classes: Sequence[str], class_entities: dict[str, str], class_descriptions: dict[str, str]
-) -> tuple[list[str], list[str], list[int]]:
-    """Dataset classes -> ``(entities, descriptions, order)`` for :class:`~medslip_monai.networks.MeDSLIPPredictor`.
+) -> tuple[list[str], dict[str, str], list[int]]:
+    """Dataset classes -> ``(entities, new_findings, order)`` for :class:`~medslip_monai.networks.MeDSLIPPredictor`.
 
     A class mapped in ``class_entities`` is scored by that entity's query, one in ``class_descriptions`` by a new
-    query built from the description. The predictor reports entities first, then descriptions; ``order[k]`` is the
-    predictor output of class ``k``. A class found in neither, or an unknown entity, raises ``ValueError``.
+    query built from the description (``new_findings``: class -> description). The predictor reports entities
+    first, then new findings; ``order[k]`` is the predictor output of class ``k``. A class found in neither, or an
+    unknown entity, raises ``ValueError``.
     """
-    entities, descriptions, slots = [], [], []
+    entities, new_findings, slots = [], {}, []
     for name in classes:
         if name in class_entities:
             if class_entities[name] not in PATHOLOGIES:
@@ -363,12 +364,12 @@ def zero_shot_classes(
             slots.append(("entity", len(entities)))
             entities.append(class_entities[name])
         elif name in class_descriptions:
-            slots.append(("description", len(descriptions)))
-            descriptions.append(class_descriptions[name])
+            slots.append(("description", len(new_findings)))
+            new_findings[name] = class_descriptions[name]
         else:
             raise ValueError(f"class {name!r} has neither an entity (class_entities) nor a description")
     order = [k if kind == "entity" else len(entities) + k for kind, k in slots]
-    return entities, descriptions, order
+    return entities, new_findings, order
 
 
 def main(argv: Sequence[str] | None = None) -> None:

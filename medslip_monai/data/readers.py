@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import ImageReader, NibabelReader, PILReader
-from monai.transforms import LoadImage, MapTransform
+from monai.transforms import LoadImage, LoadImaged, MapTransform
 from monai.utils import MetaKeys, ensure_tuple
 
 __all__ = [
@@ -36,6 +36,9 @@ __all__ = [
     "LoadXRayd",
     "LoadXRayD",
     "LoadXRayDict",
+    "LoadLabelMapd",
+    "LoadLabelMapD",
+    "LoadLabelMapDict",
     "is_dicom_file",
     "list_images",
     "IMAGE_SUFFIXES",
@@ -181,7 +184,8 @@ class LoadXRayd(MapTransform):
 
     DICOM (``.dcm``/``.dicom`` or a Part 10 preamble) -> :class:`XRayDicomReader`; ``.nii``/``.nii.gz`` ->
     :class:`XRayNiftiReader`; anything else -> ``PILReader(reverse_indexing=False)`` (PNG and TIFF of 8 or 16 bits,
-    JPEG, BMP; grey, RGB or RGBA). The result is a float32 ``MetaTensor`` ``[C, H, W]``, rows first.
+    JPEG, BMP; grey, RGB or RGBA). The result is a float32 ``MetaTensor``, rows first: grey ``[1, H, W]`` or colour
+    ``[3, H, W]``; an alpha channel (grey + alpha, RGBA) is dropped, since it is no part of the picture.
 
     Every problem raises naming the file: ``FileNotFoundError`` for a missing file, ``ValueError`` for one that
     cannot be read (zero bytes, truncated, not an image, no pixel data, a volume), for a picture smaller than
@@ -247,6 +251,10 @@ class LoadXRayd(MapTransform):
         bad = int((~torch.isfinite(image)).sum())
         if bad:
             raise ValueError(f"{path}: {bad} pixels are NaN or infinite")
+        if image.shape[0] in (2, 4):  # grey + alpha or RGBA
+            image = image[:-1]
+        if image.shape[0] not in (1, 3):
+            raise ValueError(f"{path}: {image.shape[0]} channels; expected a grey or colour picture")
         return image
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -264,4 +272,23 @@ class LoadXRayd(MapTransform):
         return d
 
 
+class LoadLabelMapd(LoadImaged):
+    """Load masks and label maps (PNG) as stored: integer values kept, ``[1, H, W]`` float32, rows first like
+    :class:`LoadXRayd`'s pictures (MONAI ``PILReader(reverse_indexing=False)``).
+
+    Args:
+        keys: keys holding file paths.
+    """
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(
+            keys,
+            reader=PILReader(reverse_indexing=False),
+            image_only=True,
+            ensure_channel_first=True,
+            allow_missing_keys=allow_missing_keys,
+        )
+
+
 LoadXRayD = LoadXRayDict = LoadXRayd
+LoadLabelMapD = LoadLabelMapDict = LoadLabelMapd

@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.apps.detection.transforms.box_ops import convert_box_to_mask
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, RandomizableTransform
+from monai.data.box_utils import clip_boxes_to_image, convert_box_mode
+from monai.transforms import Flip, MapTransform, RandomizableTransform
 from monai.utils import TransformBackends, look_up_option
 
 from medslip_monai.vocab import (
@@ -36,6 +38,7 @@ from medslip_monai.vocab import (
 
 __all__ = [
     "BoxesToMaskd",
+    "ClassIndexd",
     "triplets_to_matrix",
     "TripletsToMatrixd",
     "SampleProtoCLNegativesd",
@@ -52,6 +55,10 @@ __all__ = [
     "AsThreeChannelsDict",
     "DecodeFindingMasksD",
     "DecodeFindingMasksDict",
+    "BoxesToMaskD",
+    "BoxesToMaskDict",
+    "ClassIndexD",
+    "ClassIndexDict",
 ]
 
 
@@ -161,7 +168,8 @@ _UNPAIRED = [anatomy_index(name) for name in UNPAIRED_SIDED_ANATOMIES]
 
 
 class RandLateralFlipd(RandomizableTransform, MapTransform):
-    """Mirror images left-right and swap the left/right anatomy rows of the matrix to match.
+    """Mirror images left-right (MONAI ``Flip`` along the columns, recorded in the image's applied operations) and
+    swap the left/right anatomy rows of the matrix to match.
 
     The official pipeline flips images without touching the labels, turning "left effusion" into label noise.
     Here the labels follow the image; a sample mentioning an anatomy with no mirror partner (e.g. right middle lobe)
@@ -181,6 +189,7 @@ class RandLateralFlipd(RandomizableTransform, MapTransform):
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
         self.matrix_key = matrix_key
+        self.flipper = Flip(spatial_axis=1)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -190,12 +199,13 @@ class RandLateralFlipd(RandomizableTransform, MapTransform):
             return d
         d[self.matrix_key] = matrix[_SWAP_ORDER]
         for key in self.key_iterator(d):
-            d[key] = torch.flip(d[key], dims=(-1,))
+            d[key] = self.flipper(d[key])
         return d
 
 
 class AsThreeChannelsd(MapTransform):
-    """Make channel-first images 3-channel: grey is repeated, RGB kept, an alpha channel dropped."""
+    """Make channel-first images 3-channel for the ImageNet-shaped trunk: grey ``[1, ...]`` is repeated, colour
+    ``[3, ...]`` kept (:class:`~medslip_monai.data.LoadXRayd` gives one or the other)."""
 
     backend = [TransformBackends.TORCH]
 
@@ -204,12 +214,10 @@ class AsThreeChannelsd(MapTransform):
         for key in self.key_iterator(d):
             image = d[key]
             channels = image.shape[0]
-            if channels in (1, 2):  # grey, or grey + alpha
-                d[key] = image[:1].repeat(3, *([1] * (image.ndim - 1)))
-            elif channels in (3, 4):  # RGB, or RGBA
-                d[key] = image[:3]
-            else:
-                raise ValueError(f"{_item_name(d)}: {key!r} has {channels} channels; expected 1 to 4")
+            if channels == 1:
+                d[key] = image.repeat(3, *([1] * (image.ndim - 1)))
+            elif channels != 3:
+                raise ValueError(f"{_item_name(d)}: {key!r} has {channels} channels; expected 1 (grey) or 3 (colour)")
         return d
 
 
@@ -256,11 +264,13 @@ class BoxesToMaskd(MapTransform):
     """Rasterise boxes ``[[x, y, w, h], ...]`` (pixels of the loaded image: x along columns, y along rows) into a
     mask ``[1, H, W]`` the size of ``reference_key``'s image, written to ``output_key``.
 
-    Boxes are clipped to the image; a box with no positive width and height, or one wholly outside, raises
-    ``ValueError`` naming the image.
+    Every pixel a box touches is inside (the start is floored, the end ceiled; the released scripts truncate, which
+    differs only for fractional boxes). Boxes are clipped to the image and drawn with MONAI's
+    ``convert_box_to_mask``; a box with no positive width and height, or one wholly outside, raises ``ValueError``
+    naming the image.
     """
 
-    backend = [TransformBackends.TORCH]
+    backend = [TransformBackends.NUMPY]
 
     def __init__(
         self,
@@ -274,19 +284,37 @@ class BoxesToMaskd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        height, width = d[self.reference_key].shape[-2:]
+        height, width = (int(v) for v in d[self.reference_key].shape[-2:])
         for key in self.key_iterator(d):
-            mask = torch.zeros(1, height, width, dtype=torch.float32)
-            for box in d[key]:
-                x, y, w, h = (float(v) for v in box)
-                x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
-                x1, y1 = min(int(np.ceil(x + w)), width), min(int(np.ceil(y + h)), height)
-                if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
-                    raise ValueError(
-                        f"{_item_name(d)}: box {list(box)} is empty or outside the {width} x {height} image"
-                    )
-                mask[:, y0:y1, x0:x1] = 1.0
-            d[self.output_key] = mask
+            boxes = np.asarray(d[key], dtype=np.float64).reshape(-1, 4)  # x, y, w, h
+            corners = convert_box_mode(boxes, src_mode="xywh", dst_mode="xyxy")
+            corners = np.concatenate([np.floor(corners[:, :2]), np.ceil(corners[:, 2:])], axis=1)
+            # rows first, like the image: (y0, x0, y1, x1) within (height, width)
+            corners, kept = clip_boxes_to_image(corners[:, [1, 0, 3, 2]], (height, width), remove_empty=True)
+            if not len(boxes):
+                raise ValueError(f"{_item_name(d)}: {key!r} holds no box")
+            bad = [list(box) for box, k, size in zip(d[key], kept, boxes[:, 2:]) if not k or size.min() <= 0]
+            if bad:
+                raise ValueError(f"{_item_name(d)}: box {bad[0]} is empty or outside the {width} x {height} image")
+            masks = convert_box_to_mask(corners.astype(np.int64), np.ones(len(corners), np.int64), (height, width), 0)
+            d[self.output_key] = torch.as_tensor(masks.max(0, keepdims=True), dtype=torch.float32)
+        return d
+
+
+class ClassIndexd(MapTransform):
+    """Replace a class name (``"finding": "Effusion"``) by its index in ``classes`` (a long tensor); an unknown name
+    raises ``ValueError`` naming it and the image."""
+
+    def __init__(self, keys: KeysCollection, classes: Sequence[str], allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.classes = list(classes)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            if d[key] not in self.classes:
+                raise ValueError(f"{_item_name(d)}: class {d[key]!r} is not one of {self.classes}")
+            d[key] = torch.tensor(self.classes.index(d[key]))
         return d
 
 
@@ -296,3 +324,4 @@ RandLateralFlipD = RandLateralFlipDict = RandLateralFlipd
 AsThreeChannelsD = AsThreeChannelsDict = AsThreeChannelsd
 DecodeFindingMasksD = DecodeFindingMasksDict = DecodeFindingMasksd
 BoxesToMaskD = BoxesToMaskDict = BoxesToMaskd
+ClassIndexD = ClassIndexDict = ClassIndexd

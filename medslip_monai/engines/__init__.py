@@ -8,65 +8,44 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""MeDSLIP on MONAI's Ignite engines: batch preparation, inferers, metrics and handlers."""
+"""MeDSLIP on MONAI's Ignite engines: training pieces, the prediction inferer, handlers and zero-shot evaluation."""
 
-from medslip_monai.engines.evaluation import (
-    ClassIndexd,
-    ClassScoresInferer,
-    OutputCollector,
-    collect_splits,
-    split_loaders,
-    write_zero_shot_report,
-)
-from medslip_monai.engines.findings import FindingsInferer, FindingsWriter
+from medslip_monai.engines.evaluation import OutputCollector, ZeroShotEvaluation, split_loaders
 from medslip_monai.engines.handlers import (
-    GroundingImageHandler,
     MetricsWriter,
     ProvenanceWriter,
     RandomStates,
     ResumableCheckpoint,
     TrainingScalarsHandler,
-    grounding_overlay,
     latest_checkpoint,
 )
-from medslip_monai.engines.metrics import FindingAUC, PointingGame, pointing_hits
-from medslip_monai.engines.workflow import (
-    PrepareImageAndTargets,
-    ZeroShotInferer,
+from medslip_monai.engines.inference import (
+    FindingsWriter,
+    GroundingPanel,
+    PredictionInferer,
     grounding_box_pairs,
-    grounding_maps,
     grounding_pairs,
-    training_scalars,
-    weight_decay_groups,
     zero_shot_scores,
 )
+from medslip_monai.engines.training import PrepareImageAndTargets, training_scalars, weight_decay_groups
 
 __all__ = [
-    "ClassIndexd",
-    "ClassScoresInferer",
-    "OutputCollector",
-    "collect_splits",
-    "split_loaders",
-    "write_zero_shot_report",
-    "FindingAUC",
-    "FindingsInferer",
     "FindingsWriter",
-    "GroundingImageHandler",
+    "GroundingPanel",
     "MetricsWriter",
-    "PointingGame",
+    "OutputCollector",
+    "PredictionInferer",
     "PrepareImageAndTargets",
     "ProvenanceWriter",
     "RandomStates",
     "ResumableCheckpoint",
     "TrainingScalarsHandler",
-    "ZeroShotInferer",
-    "grounding_maps",
-    "grounding_overlay",
+    "ZeroShotEvaluation",
     "grounding_box_pairs",
     "grounding_pairs",
     "latest_checkpoint",
+    "split_loaders",
     "training_scalars",
-    "pointing_hits",
     "weight_decay_groups",
     "zero_shot_scores",
 ]

@@ -8,19 +8,18 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Ignite handlers: loss terms in the engine output, resumable runs, metric files, grounding images, provenance."""
+"""Ignite handlers: loss terms in the engine output, resumable runs, metric files and provenance."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import math
 import platform
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,22 +27,20 @@ from typing import Any
 import ignite.distributed as idist
 import numpy as np
 import torch
-import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from monai.engines.utils import IterationEvents
 from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.transforms import Compose, Randomizable
 
+from medslip_monai.reporting import markdown_table, write_json, write_report
+
 __all__ = [
-    "TrainingScalarsHandler",
+    "MetricsWriter",
+    "ProvenanceWriter",
     "RandomStates",
     "ResumableCheckpoint",
+    "TrainingScalarsHandler",
     "latest_checkpoint",
-    "MetricsWriter",
-    "GroundingImageHandler",
-    "ProvenanceWriter",
-    "grounding_overlay",
-    "display_grey",
 ]
 
 logger = logging.getLogger(__name__)
@@ -212,17 +209,6 @@ def _scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and infinity are not JSON: write them as null."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 class MetricsWriter:
     """Write ``metrics.json`` and ``metrics.md`` into ``output_dir`` after each evaluation.
 
@@ -247,13 +233,14 @@ class MetricsWriter:
 
     @idist.one_rank_only()
     def __call__(self, engine: Engine) -> None:
+        flat = _scalar_metrics(engine.state.metrics)
         record = {
             "epoch": int(engine.state.epoch),
             "num_images": len(engine.data_loader.dataset) if hasattr(engine.data_loader, "dataset") else None,
-            "metrics": _nest(_scalar_metrics(engine.state.metrics)),
+            "metrics": _nest(flat),
         }
         if self.best is None or getattr(engine.state, "best_metric_epoch", -1) == engine.state.epoch:
-            self.best = record
+            self.best, self._best_flat = record, flat
         summary = {
             **self.best,
             "key_metric": getattr(engine.state, "key_metric_name", None) or next(iter(engine.state.metrics), None),
@@ -261,79 +248,9 @@ class MetricsWriter:
             "config": self.config,
             "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        (self.output_dir / "metrics.json").write_text(json.dumps(_json_safe(summary), indent=1, default=str))
-        (self.output_dir / "metrics.md").write_text(self._markdown(summary))
-
-    def _markdown(self, summary: dict) -> str:
-        lines = [f"# {self.title}", "", f"Best epoch {summary['epoch']} on {summary['num_images']} images.", ""]
-        lines += ["| metric | best | last |", "|---|---|---|"]
-        best = _scalar_flat(summary["metrics"])
-        last = _scalar_flat(summary["last"]["metrics"])
-        for key in best:
-            lines.append(f"| {key} | {best[key]:.4f} | {last.get(key, float('nan')):.4f} |")
-        return "\n".join(lines) + "\n"
-
-
-def _scalar_flat(nested: Mapping, prefix: str = "") -> dict[str, float]:
-    flat = {}
-    for key, value in nested.items():
-        if isinstance(value, Mapping):
-            flat.update(_scalar_flat(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = float("nan") if value is None else value
-    return flat
-
-
-def display_grey(image: torch.Tensor) -> torch.Tensor:
-    """An image ``[C, H, W]`` as one grey plane ``[H, W]`` stretched to [0, 1] for display."""
-    grey = image.float().mean(0)
-    return (grey - grey.min()) / (grey.max() - grey.min()).clamp(min=1e-6)
-
-
-def grounding_overlay(image: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
-    """RGB overlay ``[3, H, W]`` in [0, 1] of a heat map ``[h, w]`` (upsampled bilinearly) on an image ``[C, H, W]``."""
-    grey = display_grey(image)
-    heat = F.interpolate(heat[None, None].float(), size=grey.shape, mode="bilinear", align_corners=False)[0, 0]
-    heat = (heat - heat.min()) / (heat.max() - heat.min()).clamp(min=1e-6)
-    colour = torch.stack([heat.clamp(0, 1), (2 * heat - 1).clamp(0, 1), torch.zeros_like(heat)])  # black-red-yellow
-    return (0.55 * grey.expand(3, -1, -1) + 0.45 * colour).clamp(0, 1)
-
-
-class GroundingImageHandler:
-    """Log grounding heat maps of the first evaluation batch to TensorBoard as overlays.
-
-    For up to ``max_images`` findings present in the batch, the first image showing each is drawn with that
-    finding's grounding map; the tag is ``grounding/<finding>`` and the step the evaluator's epoch.
-
-    Args:
-        summary_writer: a ``torch.utils.tensorboard.SummaryWriter``.
-        class_names: the findings, in the order of the evaluator's outputs.
-        max_images: overlays per evaluation. Defaults to 3.
-    """
-
-    def __init__(self, summary_writer: Any, class_names: Sequence[str], max_images: int = 3) -> None:
-        self.writer = summary_writer
-        self.class_names = list(class_names)
-        self.max_images = max_images
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.ITERATION_COMPLETED(once=1), self)
-
-    @idist.one_rank_only()
-    def __call__(self, engine: Engine) -> None:
-        output = engine.state.output
-        images, maps, labels = output["image"], output["pred"]["maps"], output["label"]["label"]
-        shown = 0
-        for k, name in enumerate(self.class_names):
-            positives = torch.nonzero(labels[:, k] > 0.5).flatten()
-            if shown >= self.max_images or positives.numel() == 0:
-                continue
-            b = int(positives[0])
-            overlay = grounding_overlay(images[b].detach().cpu(), maps[b, k].detach().cpu())
-            self.writer.add_image(f"grounding/{name}", overlay, global_step=engine.state.epoch)
-            shown += 1
-        self.writer.flush()
+        rows = [[key, value, flat.get(key, float("nan"))] for key, value in self._best_flat.items()]
+        heading = [f"# {self.title}", "", f"Best epoch {summary['epoch']} on {summary['num_images']} images.", ""]
+        write_report(self.output_dir, summary, heading + markdown_table(["metric", "best", "last"], rows))
 
 
 def _version(package: str) -> str | None:
@@ -375,4 +292,4 @@ class ProvenanceWriter:
             },
             "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        self.model_file.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str))
+        write_json(self.model_file.with_suffix(".json"), record)

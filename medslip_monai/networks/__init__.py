@@ -8,20 +8,22 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""MeDSLIP networks."""
+"""MeDSLIP networks: pre-training (``MeDSLIP``), inference (``MeDSLIPPredictor``) and fine-tuning."""
 
 from medslip_monai.networks.finetune import MeDSLIPClassifier, MeDSLIPUNet, load_encoder_weights
 from medslip_monai.networks.medslip import SUPPORTED_BACKBONES, MeDSLIP, QueryDecoder, QueryDecoderLayer, ResNetTrunk
+from medslip_monai.networks.prediction import Prediction
 from medslip_monai.networks.predictor import MeDSLIPPredictor
 
 __all__ = [
-    "MeDSLIPClassifier",
-    "MeDSLIPUNet",
-    "load_encoder_weights",
+    "SUPPORTED_BACKBONES",
     "MeDSLIP",
+    "MeDSLIPClassifier",
     "MeDSLIPPredictor",
+    "MeDSLIPUNet",
+    "Prediction",
     "QueryDecoder",
     "QueryDecoderLayer",
     "ResNetTrunk",
-    "SUPPORTED_BACKBONES",
+    "load_encoder_weights",
 ]

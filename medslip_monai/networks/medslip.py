@@ -17,8 +17,10 @@ from monai.networks import nets as monai_nets
 from monai.utils import look_up_option
 from torch import nn
 
+from medslip_monai.grounding import grounding_maps
+from medslip_monai.networks.prediction import Prediction
 from medslip_monai.text import EntityBooks
-from medslip_monai.vocab import ANATOMIES, PATHOLOGIES
+from medslip_monai.vocab import ANATOMIES, NON_LOCATIONS, PATHOLOGIES
 
 __all__ = ["ResNetTrunk", "QueryDecoderLayer", "QueryDecoder", "MeDSLIP", "SUPPORTED_BACKBONES", "INITS"]
 
@@ -149,9 +151,10 @@ class MeDSLIP(nn.Module):
         backbone: trunk depth, see :class:`ResNetTrunk`. Defaults to the paper's ``resnet50``.
         d_model, num_layers, num_heads, ffn_dim, dropout: decoder sizes; defaults are the paper's 256, 4, 4, 1024, 0.1.
         in_channels: image channels. Defaults to 3.
-        init: ``"variance_preserving"`` (default: LeCun-normal linear layers, the query embedding scaled to the
-            books' norm so queries start with unit variance, Xavier attention projections and the disentangling mask
-            starting at one half) or ``"official"`` (N(0, 0.02) everywhere, mask starting at 0).
+        init: ``"variance_preserving"`` (default: LeCun-normal linear layers with zero biases, the query embedding
+            scaled to the books' norm so queries start with unit variance, Xavier attention projections and the
+            disentangling mask starting at one half) or ``"official"`` (the official code's: N(0, 0.02) weights for
+            every linear and attention layer, biases left at PyTorch's defaults, so the mask starts near 0).
             Only the starting point differs; see ``docs/decisions.md`` for why the default trains much faster.
         icl_scale: factor on the ICL dot products; ``None`` (default) is ``d_model ** -0.5``, the official code 1.
         protocl_scale: factor on the ProtoCL scores; ``None`` (default) is ``text_dim ** -0.5``, the official code 1.
@@ -162,6 +165,7 @@ class MeDSLIP(nn.Module):
         ``anatomy_to_pathology [B, 51, 75]`` (ProtoCL scores of every query against every entry of the other book),
         ``icl_logits [B, 51, 75]``; with ``return_attention=True`` also ``pathology_attention [B, L, 75, h, w]`` and
         ``anatomy_attention [B, L, 51, h, w]`` (cross-attention of each decoder layer, averaged over heads).
+        :meth:`predict` gives what inference needs: probabilities, grounding maps and locations.
     """
 
     def __init__(
@@ -213,23 +217,27 @@ class MeDSLIP(nn.Module):
         self.anatomy_protocl = nn.Linear(d_model, text_dim)
         self.icl_scale = d_model**-0.5 if icl_scale is None else float(icl_scale)
         self.protocl_scale = text_dim**-0.5 if protocl_scale is None else float(protocl_scale)
+        self.register_buffer("query_mask", None, persistent=False)  # pathology self-attention mask (new findings)
+        places = torch.tensor([name not in NON_LOCATIONS for name in ANATOMIES])
+        self.register_buffer("place_mask", places, persistent=False)
         self._init_heads(look_up_option(init, INITS))
 
     def _init_heads(self, init: str) -> None:
-        """Initialise every linear and attention layer outside the trunk (biases zero)."""
+        """Initialise every linear and attention layer outside the trunk (attention biases start at zero, as
+        PyTorch makes them; linear biases are zeroed except with the official init, which keeps PyTorch's)."""
         for name, module in self.named_modules():
             if name.startswith("trunk"):
                 continue
             if isinstance(module, nn.Linear):
                 std = 0.02 if init == "official" else module.in_features**-0.5
                 nn.init.normal_(module.weight, std=std)
-                nn.init.zeros_(module.bias)
+                if init != "official":
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, nn.MultiheadAttention):
                 if init == "official":
                     nn.init.normal_(module.in_proj_weight, std=0.02)
                 else:
                     nn.init.xavier_uniform_(module.in_proj_weight)
-                nn.init.zeros_(module.in_proj_bias)
         if init == "variance_preserving":
             nn.init.constant_(self.mask_generator.bias, 0.5)  # both streams start from half of every token
             # LeCun-normal with respect to the books' real scale: queries start with unit variance whatever the
@@ -252,6 +260,42 @@ class MeDSLIP(nn.Module):
         tokens, pathology_part, grid = self.disentangle(image)
         anatomy_part = tokens - pathology_part  # (1 - m) * x
         return self.pathology_projection(pathology_part), self.anatomy_projection(anatomy_part), grid
+
+    def pathology_queries(self) -> torch.Tensor:
+        """The pathology stream's query book ``[Q, text_dim]`` (the 75 entities; subclasses may add findings)."""
+        return self.pathology_book
+
+    def decode_pathology(
+        self, pathology_tokens: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Pathology decoder on tokens ``[B, N, d_model]``: decoded queries ``[B, Q, d_model]`` and, if asked, the
+        cross-attention of every layer ``[B, L, Q, N]``. The query set is shared by the batch until the first
+        cross-attention, so the first self-attention runs once."""
+        queries = self.query_embedding(self.pathology_queries()).unsqueeze(0)
+        return self.pathology_decoder(queries, pathology_tokens, need_weights, self.query_mask)
+
+    def existence_probabilities(self, decoded: torch.Tensor) -> torch.Tensor:
+        """Decoded pathology queries ``[B, Q, d_model]`` -> existence probabilities ``[B, Q]``."""
+        return torch.softmax(self.pathology_classifier(decoded).float(), dim=-1)[..., 1]
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor) -> Prediction:
+        """Findings of an image batch ``[B, 3, H, W]`` for every pathology query (the 75 entities in vocabulary
+        order, then any a subclass adds): existence probabilities, grounding maps (:func:`~medslip_monai.grounding
+        .grounding_maps`) and locations: for each finding, the softmax of its ICL scores with the 51 anatomy queries
+        over the anatomies that name a place ("unspecified" and "other" get 0). ICL is trained to score the
+        anatomy x pathology cells a report states, so a location reads "if the finding is there, where is it".
+        """
+        pathology_tokens, anatomy_tokens, grid = self.encode(image)
+        decoded, attention = self.decode_pathology(pathology_tokens, need_weights=True)
+        anatomy, _ = self.anatomy_decoder(self.query_embedding(self.anatomy_book).unsqueeze(0), anatomy_tokens)
+        icl = self.icl_scale * anatomy @ decoded.transpose(1, 2)  # [B, 51, Q]
+        locations = torch.softmax(icl.float().masked_fill(~self.place_mask[:, None], float("-inf")), 1)
+        return Prediction(
+            probabilities=self.existence_probabilities(decoded),
+            maps=grounding_maps(attention, grid),
+            locations=locations.transpose(1, 2),
+        )
 
     def forward(self, image: torch.Tensor, return_attention: bool = False) -> dict[str, torch.Tensor]:
         batch = image.shape[0]

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from medslip_monai.networks.medslip import MeDSLIP
-from medslip_monai.vocab import ANATOMIES, NON_LOCATIONS, PATHOLOGIES, pathology_index
+from medslip_monai.networks.prediction import Prediction
+from medslip_monai.vocab import PATHOLOGIES, pathology_index
 
 __all__ = ["MeDSLIPPredictor"]
 
@@ -42,7 +43,7 @@ class MeDSLIPPredictor(MeDSLIP):
 
     Forward:
         ``image [B, 3, H, W]`` -> probabilities ``[B, N]`` (``N = len(findings) + K``); only the pathology stream runs.
-        :meth:`predict` adds grounding maps and anatomical locations.
+        :meth:`predict` gives the same probabilities with grounding maps and anatomical locations.
     """
 
     def __init__(
@@ -62,48 +63,19 @@ class MeDSLIPPredictor(MeDSLIP):
             size = num_entities + len(extra)
             blocked = torch.zeros(size, size, dtype=torch.bool)
             blocked[:, num_entities:] = True  # no query attends to a new finding, not even the new finding itself
-            self.register_buffer("query_mask", blocked, persistent=False)
-        else:
-            self.query_mask = None
+            self.query_mask = blocked
         self.num_outputs = len(outputs)
-        places = torch.tensor([name not in NON_LOCATIONS for name in ANATOMIES])
-        self.register_buffer("place_mask", places, persistent=False)
 
-    def _decode_pathology(
-        self, pathology_tokens: torch.Tensor, need_weights: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        book = self.pathology_book
-        if self.new_finding_book.shape[0] > 0:
-            book = torch.cat([book, self.new_finding_book])
-        queries = self.query_embedding(book).unsqueeze(0)  # shared by the batch until the first cross-attention
-        return self.pathology_decoder(queries, pathology_tokens, need_weights, self.query_mask)
-
-    def _probabilities(self, decoded: torch.Tensor) -> torch.Tensor:
-        logits = self.pathology_classifier(decoded[:, self.output_index])
-        return torch.softmax(logits.float(), dim=-1)[..., 1]
+    def pathology_queries(self) -> torch.Tensor:
+        """The 75 entity rows followed by the new findings ``[75 + K, text_dim]``."""
+        return torch.cat([self.pathology_book, self.new_finding_book])
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         _, pathology_part, _ = self.disentangle(image)
-        decoded, _ = self._decode_pathology(self.pathology_projection(pathology_part), need_weights=False)
-        return self._probabilities(decoded)
+        decoded, _ = self.decode_pathology(self.pathology_projection(pathology_part), need_weights=False)
+        return self.existence_probabilities(decoded[:, self.output_index])
 
     @torch.no_grad()
-    def predict(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Both streams: ``probabilities [B, N]``, grounding ``maps [B, N, h, w]`` (cross-attention averaged over
-        heads and layers, the official construction) and ``locations [B, N, 51]``: for each finding, a distribution
-        over the anatomy entities that name places (softmax of the finding's ICL scores with the anatomy queries;
-        "unspecified" and "other" get 0). ICL is trained to score the anatomy x pathology cells a report states, so
-        this reads "if the finding is there, where is it".
-        """
-        pathology_tokens, anatomy_tokens, grid = self.encode(image)
-        decoded, maps = self._decode_pathology(pathology_tokens, need_weights=True)
-        anatomy_queries = self.query_embedding(self.anatomy_book).unsqueeze(0)
-        anatomy, _ = self.anatomy_decoder(anatomy_queries, anatomy_tokens)
-        icl = self.icl_scale * anatomy @ decoded[:, self.output_index].transpose(1, 2)  # [B, 51, N]
-        return {
-            "probabilities": self._probabilities(decoded),
-            "maps": maps.mean(dim=1)[:, self.output_index].unflatten(-1, grid),
-            "locations": torch.softmax(icl.float().masked_fill(~self.place_mask[:, None], float("-inf")), 1).transpose(
-                1, 2
-            ),
-        }
+    def predict(self, image: torch.Tensor) -> Prediction:
+        """:meth:`MeDSLIP.predict` for this network's outputs (``findings``, then the new findings)."""
+        return super().predict(image).select(self.output_index)

@@ -8,7 +8,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Pieces that plug MeDSLIP into MONAI's Ignite engines: batch preparation, zero-shot inference, optimiser groups."""
+"""Training pieces for MONAI's ``SupervisedTrainer``: batch preparation, optimiser groups, logged scalars."""
 
 from __future__ import annotations
 
@@ -17,21 +17,9 @@ from typing import Any
 
 import torch
 from monai.engines import PrepareBatch
-from monai.inferers import Inferer
 from torch import nn
 
-from medslip_monai.vocab import pathology_index
-
-__all__ = [
-    "PrepareImageAndTargets",
-    "ZeroShotInferer",
-    "grounding_maps",
-    "weight_decay_groups",
-    "zero_shot_scores",
-    "grounding_pairs",
-    "grounding_box_pairs",
-    "training_scalars",
-]
+__all__ = ["PrepareImageAndTargets", "training_scalars", "weight_decay_groups"]
 
 
 class PrepareImageAndTargets(PrepareBatch):
@@ -59,47 +47,6 @@ class PrepareImageAndTargets(PrepareBatch):
 
         targets = {key: move(batchdata[key]) for key in self.target_keys if key in batchdata}
         return move(batchdata[self.image_key]), targets
-
-
-def grounding_maps(attention: torch.Tensor) -> torch.Tensor:
-    """Cross-attention of every decoder layer ``[B, L, Q, h, w]`` -> grounding maps ``[B, Q, h, w]``.
-
-    The official construction: the head-averaged attention of each query over the image tokens, averaged over the
-    decoder layers.
-    """
-    return attention.mean(dim=1)
-
-
-class ZeroShotInferer(Inferer):
-    """Zero-shot classification and grounding with a :class:`~medslip_monai.networks.MeDSLIP` network.
-
-    ``inferer(image, network) -> {"probs": [B, N], "maps": [B, N, h, w]}`` for the ``N`` pathology entities named in
-    ``entities``: the softmax existence probability of each entity's query and its grounding map.
-    """
-
-    def __init__(self, entities: Sequence[str]) -> None:
-        super().__init__()
-        self.indices = [pathology_index(name) for name in entities]
-
-    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
-        outputs = network(inputs, return_attention=True)
-        probs = torch.softmax(outputs["pathology_logits"][:, self.indices].float(), dim=-1)[..., 1]
-        return {"probs": probs, "maps": grounding_maps(outputs["pathology_attention"][:, :, self.indices])}
-
-
-def zero_shot_scores(output: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluator output -> ``(probabilities [B, N], labels [B, N])`` for ROC-AUC metrics."""
-    return output["pred"]["probs"], output["label"]["label"]
-
-
-def grounding_pairs(output: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluator output -> ``(maps [B, N, h, w], masks [B, N, H, W])``: maps against the decoded ``labelmap``."""
-    return output["pred"]["maps"], output["label"]["labelmap"]
-
-
-def grounding_box_pairs(output: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluator output -> ``(maps [B, N, h, w], boxes [B, N, H, W])``: maps against the decoded ``boxmap``."""
-    return output["pred"]["maps"], output["label"]["boxmap"]
 
 
 def training_scalars(output: dict) -> dict[str, float]:

@@ -8,31 +8,125 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Inference on images: what (probabilities), where on the image (heat maps) and where in the anatomy (ICL)."""
+"""Predictions inside MONAI's evaluators: the one inferer (``network.predict``), what metrics and TensorBoard read
+from its output, and the writer of an inference run's findings."""
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from ignite.engine import Engine, Events
 from monai.inferers import Inferer
-from PIL import Image, ImageDraw, ImageFont
+from monai.utils import look_up_option
 from torch import nn
 
-from medslip_monai.engines.handlers import display_grey, grounding_overlay
+from medslip_monai.grounding import HEATMAPS, heat_maps, scale_by_batch_maximum
+from medslip_monai.networks.prediction import Prediction
+from medslip_monai.reporting import write_json
+from medslip_monai.visualize import captioned_panels, display_grey, heat_overlay
 from medslip_monai.vocab import ANATOMIES, DESCRIPTIVE_ENTITIES, NON_LOCATIONS
 
-__all__ = ["FindingsInferer", "FindingsWriter", "anatomy_label"]
+__all__ = [
+    "FindingsWriter",
+    "GroundingPanel",
+    "PredictionInferer",
+    "anatomy_label",
+    "grounding_box_pairs",
+    "grounding_pairs",
+    "places_text",
+    "zero_shot_scores",
+]
 
 logger = logging.getLogger(__name__)
+
+
+def _predicting_module(network: nn.Module) -> nn.Module:
+    """The network that has ``predict``: a DDP-wrapped one is unwrapped after its buffers are taken from rank 0, as
+    its own forward would do (batch-norm statistics then agree on every rank)."""
+    if isinstance(network, nn.parallel.DistributedDataParallel):
+        if network.broadcast_buffers and dist.is_available() and dist.is_initialized():
+            for buffer in network.module.buffers():
+                dist.broadcast(buffer, src=0)
+        return network.module
+    return network.module if isinstance(network, nn.DataParallel) else network
+
+
+class PredictionInferer(Inferer):
+    """``inferer(image, network) -> Prediction``: the network's ``predict`` (``MeDSLIP.predict`` or
+    ``MeDSLIPPredictor.predict``), the prediction path of training validation, evaluation and inference.
+
+    Args:
+        outputs: positions of the network's outputs to keep, in order (e.g. the validation findings among the 75
+            entities); None keeps all.
+        heatmap: ``"medslip"`` (maps as predicted) or ``"official"`` (each finding's maps divided by their largest
+            value in the batch, as the released grounding script does: :func:`~medslip_monai.grounding
+            .scale_by_batch_maximum`).
+    """
+
+    def __init__(self, outputs: Sequence[int] | None = None, heatmap: str = "medslip") -> None:
+        super().__init__()
+        self.outputs = None if outputs is None else list(outputs)
+        self.heatmap = look_up_option(heatmap, HEATMAPS)
+
+    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> Prediction:
+        prediction = _predicting_module(network).predict(inputs)
+        if self.outputs is not None:
+            prediction = prediction.select(self.outputs)
+        if self.heatmap == "official":
+            prediction.maps = scale_by_batch_maximum(prediction.maps)
+        return prediction
+
+
+def zero_shot_scores(output: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluator output -> ``(probabilities [B, N], labels [B, N])`` for ROC-AUC metrics."""
+    return output["pred"].probabilities, output["label"]["label"]
+
+
+def grounding_pairs(output: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluator output -> ``(maps [B, N, h, w], masks [B, N, H, W])``: maps against the decoded ``labelmap``."""
+    return output["pred"].maps, output["label"]["labelmap"]
+
+
+def grounding_box_pairs(output: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluator output -> ``(maps [B, N, h, w], boxes [B, N, H, W])``: maps against the decoded ``boxmap``."""
+    return output["pred"].maps, output["label"]["boxmap"]
+
+
+class GroundingPanel:
+    """Evaluator output -> one captioned picture ``[1, 3, H, W]`` of the batch's grounding, for MONAI's
+    ``TensorBoardImageHandler`` (``output_transform``): for up to ``max_findings`` findings present in the batch,
+    the first image showing each with that finding's heat map. ``[None]`` when none is present.
+
+    Args:
+        class_names: the findings, in the order of the evaluator's outputs.
+        max_findings: panels per picture. Defaults to 3.
+    """
+
+    def __init__(self, class_names: Sequence[str], max_findings: int = 3) -> None:
+        self.class_names = list(class_names)
+        self.max_findings = max_findings
+
+    def __call__(self, output: dict) -> Sequence[torch.Tensor | None]:
+        images, prediction, labels = output["image"], output["pred"], output["label"]["label"]
+        panels = []
+        for k, name in enumerate(self.class_names):
+            positives = torch.nonzero(labels[:, k] > 0.5).flatten()
+            if len(panels) == self.max_findings or positives.numel() == 0:
+                continue
+            b = int(positives[0])
+            heat = heat_maps(prediction.maps[b, k : k + 1].detach().cpu(), images.shape[-2:])[0]
+            panels.append((heat_overlay(images[b], heat), [f"{name} {float(prediction.probabilities[b, k]):.2f}"]))
+        if not panels:
+            return [None]
+        picture = np.asarray(captioned_panels(panels), dtype=np.float32) / 255
+        return torch.from_numpy(picture).permute(2, 0, 1)[None]
 
 
 def anatomy_label(name: str) -> str:
@@ -40,17 +134,9 @@ def anatomy_label(name: str) -> str:
     return name.removesuffix("_unspec").replace("_", " ")
 
 
-def _places_text(places: Sequence[Sequence]) -> str:
+def places_text(places: Sequence[Sequence]) -> str:
     """``[["left_costophrenic", 0.83], ...]`` -> ``"left costophrenic 0.83, ..."``."""
     return ", ".join(f"{anatomy_label(anatomy)} {share:.2f}" for anatomy, share in places)
-
-
-class FindingsInferer(Inferer):
-    """``inferer(image, network) -> network.predict(image)`` for a :class:`~medslip_monai.networks.MeDSLIPPredictor`:
-    ``{"probabilities": [B, N], "maps": [B, N, h, w], "locations": [B, N, 51]}``."""
-
-    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
-        return network.predict(inputs)
 
 
 class FindingsWriter:
@@ -58,9 +144,9 @@ class FindingsWriter:
 
     A finding is *judged present* when its probability reaches ``threshold``. For each present finding (except the
     descriptive entities such as "normal" or "clear", see ``skip``) the writer lists its ``top_locations`` most
-    likely anatomical locations from the ICL scores, e.g. ``effusion: left costophrenic 0.83, right costophrenic
-    0.12``, and draws its heat map; the overlay shows the image and up to ``max_overlays`` present findings, most
-    probable first, each captioned with its probability and locations.
+    likely anatomical locations from the prediction's ``locations``, e.g. ``effusion: left costophrenic 0.83, right
+    costophrenic 0.12``, and draws its heat map; the overlay shows the image and up to ``max_overlays`` present
+    findings, most probable first, each captioned with its probability and locations.
 
     Probabilities are the network's, uncalibrated: ``threshold`` is a display choice, not an operating point chosen
     on any data. Pick operating points on a labelled validation split (``bundle/configs/evaluate.json``).
@@ -121,9 +207,9 @@ class FindingsWriter:
         return [[ANATOMIES[k], round(float(locations[k]), 4)] for k in order]
 
     def _collect(self, engine: Engine) -> None:
-        output, paths = engine.state.output, engine.state.batch[self.path_key]
-        pred = {key: value.detach().float().cpu() for key, value in output["pred"].items()}
-        probabilities, locations = pred["probabilities"].numpy(), pred["locations"].numpy()
+        prediction: Prediction = engine.state.output["pred"].detach_cpu()
+        paths = engine.state.batch[self.path_key]
+        probabilities, locations = prediction.probabilities.numpy(), prediction.locations.numpy()
         if probabilities.shape[1] != len(self.class_names):
             raise ValueError(f"the network gives {probabilities.shape[1]} outputs for {len(self.class_names)} names")
         for b, path in enumerate(paths):
@@ -138,7 +224,8 @@ class FindingsWriter:
                 "where": {self.class_names[k]: self._where(locations[b, k]) for k in located},
             }
             if self.overlays:
-                row["overlay"] = self._draw(output["image"][b], pred["maps"][b], probabilities[b], located, row, path)
+                image = engine.state.output["image"][b]
+                row["overlay"] = self._draw(image, prediction.maps[b], probabilities[b], located, row, path)
             self.rows.append(row)
 
     def _overlay_name(self, path: str) -> str:
@@ -155,35 +242,27 @@ class FindingsWriter:
     ) -> str:
         """One PNG: the image, then a captioned heat-map panel per located finding (at most ``max_overlays``)."""
         image = image.detach().float().cpu()
-        size = max(256, int(image.shape[-1]))
-        panels = [(display_grey(image).expand(3, -1, -1), ["input", Path(path).name])]
-        for k in located[: self.max_overlays]:
+        shown = located[: self.max_overlays]
+        heat = heat_maps(maps[shown], image.shape[-2:]) if shown else []
+        panels = [(display_grey(image), ["input", Path(path).name])]
+        for k, picture_heat in zip(shown, heat):
             name = self.class_names[k]
-            lines = [f"{name} {probabilities[k]:.2f}", *textwrap.wrap(_places_text(row["where"][name]), 42)[:2]]
-            panels.append((grounding_overlay(image, maps[k]), lines))
-        font = ImageFont.load_default()
-        caption = 4 + 15 * 3
-        canvas = Image.new("RGB", (size * len(panels), size + caption), "white")
-        draw = ImageDraw.Draw(canvas)
-        for i, (picture, lines) in enumerate(panels):
-            array = (picture.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            canvas.paste(Image.fromarray(array).resize((size, size), Image.Resampling.BILINEAR), (i * size, 0))
-            for j, line in enumerate(lines):
-                draw.text((i * size + 4, size + 3 + 15 * j), line[:48], fill="black", font=font)
+            caption = [f"{name} {probabilities[k]:.2f}", places_text(row["where"][name])]
+            panels.append((heat_overlay(image, picture_heat), caption))
         target = self.output_dir / "overlays" / self._overlay_name(path)
-        canvas.save(target)
+        captioned_panels(panels).save(target)
         return str(target)
 
     def _write(self, engine: Engine) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         names = [self.class_names[k] for k in self.reported]
-        record = {"threshold": self.threshold, "findings": names, "images": self.rows}
-        (self.output_dir / "findings.json").write_text(json.dumps(record, indent=1))
+        write_json(
+            self.output_dir / "findings.json", {"threshold": self.threshold, "findings": names, "images": self.rows}
+        )
         with open(self.output_dir / "findings.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["image", *names, "present", "where"])
             for row in self.rows:
-                where = " | ".join(f"{name}: {_places_text(places)}" for name, places in row["where"].items())
+                where = " | ".join(f"{name}: {places_text(places)}" for name, places in row["where"].items())
                 writer.writerow(
                     [row["image"], *(row["probabilities"][n] for n in names), ";".join(row["present"]), where]
                 )

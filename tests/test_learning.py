@@ -133,7 +133,7 @@ def test_locations_name_the_anatomy_the_reports_state(inference):
 def zero_shot_report(pretrained_bundle) -> dict:
     """evaluate.json on the pre-trained weights: thresholds chosen on validation, test scores with intervals."""
     configs = ["inference.json", "evaluate.json"]
-    run_config(configs, pretrained_bundle, "infer", num_workers=0, bootstrap=200, overlays=4)
+    run_config(configs, pretrained_bundle, "infer", num_workers=0, bootstrap=200, overlay_items=4)
     report = json.loads((pretrained_bundle / "eval" / "zero_shot" / "metrics.json").read_text())
     print({key: report[key]["mean"] for key in ("classification", "grounding")})
     return report

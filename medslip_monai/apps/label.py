@@ -128,7 +128,7 @@ class FindingsInferTask(_MeDSLIPInferTask):
         thresholds_file: ``configs/evaluate.json``'s ``metrics.json`` (validation-chosen thresholds), or None for 0.5.
     """
 
-    heat = False  # grounding heat maps are not needed for the scores
+    heat = False  # the scores need no heat maps at the image's size
     infer_type = InferType.CLASSIFICATION
     summary = "MeDSLIP zero-shot findings (research use only)"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ import numpy as np
 from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
 from monai.transforms import Compose
 from monai.utils import look_up_option
+
+from medslip_monai.data.transforms import item_name
 
 __all__ = [
     "label_fraction",
@@ -32,7 +34,9 @@ __all__ = [
     "DEFAULT_PATH_KEYS",
     "DATASET_TYPES",
     "ERROR_POLICIES",
+    "SKIPPED",
     "SkipFailuresCompose",
+    "is_skipped",
 ]
 
 logger = logging.getLogger(__name__)
@@ -101,37 +105,47 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _describe(item: Any) -> str:
-    image = item.get("image") if isinstance(item, dict) else None
-    return f"item {image}" if isinstance(image, str) else "item"
+#: The key that marks a skipped item: it becomes ``{SKIPPED: item name, "reason": why}``, a plain dict that caches
+#: keep (on disk too, loadable with ``weights_only=True``) and :func:`collate_loaded` leaves out.
+SKIPPED = "skipped_item"
+
+
+def is_skipped(item: Any) -> bool:
+    """True for an item that the ``"skip"`` policy left out."""
+    return isinstance(item, Mapping) and SKIPPED in item
 
 
 class SkipFailuresCompose(Compose):
-    """A ``Compose`` for the ``"skip"`` policy: an item whose transforms raise is logged (the item, the reason and a
-    running count) and becomes None, which later stages pass on and :func:`collate_loaded` leaves out of the batch.
+    """A ``Compose`` for the ``"skip"`` policy: an item whose transforms raise becomes a skip marker (see
+    ``SKIPPED``) that later stages pass on and :func:`collate_loaded` leaves out of the batch; every time a skipped
+    item is drawn, it is logged with the reason and a running count.
 
-    Caching datasets keep the None, so an item that fails in the cached (deterministic) part is logged once.
+    A caching dataset keeps the marker of an item that fails in its cached (deterministic) part, so the failing
+    transforms run once; the item is logged when it fails and again whenever a later (random) stage receives it,
+    that is at every epoch of a training pipeline.
     """
 
     skipped = 0
 
     def __call__(self, input_: Any, start: int = 0, end: int | None = None, threading: bool = False, lazy=None) -> Any:
-        if input_ is None:
-            return None
-        try:
-            return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
-        except Exception as e:
-            self.skipped += 1
-            logger.warning(
-                "skipping %s: %s (%d item(s) skipped by this process)", _describe(input_), _reason(e), self.skipped
-            )
-            return None
+        if is_skipped(input_):
+            failure = input_
+        else:
+            try:
+                return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
+            except Exception as e:
+                failure = {SKIPPED: item_name(input_) if isinstance(input_, Mapping) else "item", "reason": _reason(e)}
+        self.skipped += 1
+        logger.warning(
+            "skipping %s: %s (%d item(s) skipped by this process)", failure[SKIPPED], failure["reason"], self.skipped
+        )
+        return failure
 
 
 def collate_loaded(batch: Sequence[Any]) -> Any:
-    """MONAI's ``list_data_collate`` over the items that loaded (None marks one skipped under the ``"skip"``
-    policy, see :class:`SkipFailuresCompose`). Raises ``RuntimeError`` when no item of the batch loaded."""
-    loaded = [item for item in batch if item is not None]
+    """MONAI's ``list_data_collate`` over the items that loaded (skip markers of the ``"skip"`` policy, see
+    :class:`SkipFailuresCompose`, and None are left out). Raises ``RuntimeError`` when no item of the batch loaded."""
+    loaded = [item for item in batch if item is not None and not is_skipped(item)]
     if not loaded:
         raise RuntimeError(f"none of the {len(batch)} items of a batch could be loaded; see the warnings above")
     return list_data_collate(loaded)

@@ -37,6 +37,7 @@ from medslip_monai.vocab import (
 )
 
 __all__ = [
+    "item_name",
     "BoxesToMaskd",
     "ClassIndexd",
     "triplets_to_matrix",
@@ -62,7 +63,8 @@ __all__ = [
 ]
 
 
-def _item_name(data: Mapping) -> str:
+def item_name(data: Mapping) -> str:
+    """``item '<image path>'`` for a data dictionary, raw or loaded (a MetaTensor names its file); ``item`` else."""
     image = data.get("image")
     if hasattr(image, "meta"):  # a loaded MetaTensor: name its file
         image = image.meta.get("filename_or_obj")
@@ -117,7 +119,7 @@ class TripletsToMatrixd(MapTransform):
             try:
                 d[self.matrix_key] = triplets_to_matrix(d[key])
             except ValueError as e:
-                raise ValueError(f"{_item_name(d)}: bad {key!r}: {e}") from None
+                raise ValueError(f"{item_name(d)}: bad {key!r}: {e}") from None
             if self.remove_source:
                 del d[key]
         return d
@@ -217,7 +219,7 @@ class AsThreeChannelsd(MapTransform):
             if channels == 1:
                 d[key] = image.repeat(3, *([1] * (image.ndim - 1)))
             elif channels != 3:
-                raise ValueError(f"{_item_name(d)}: {key!r} has {channels} channels; expected 1 (grey) or 3 (colour)")
+                raise ValueError(f"{item_name(d)}: {key!r} has {channels} channels; expected 1 (grey) or 3 (colour)")
         return d
 
 
@@ -247,7 +249,7 @@ class DecodeFindingMasksd(MapTransform):
             packed = torch.as_tensor(d[key])[0].round().to(torch.int64)
             if self.encoding == "indices":
                 if int(packed.max()) > self.num_findings or int(packed.min()) < 0:
-                    source = getattr(d[key], "meta", {}).get("filename_or_obj") or _item_name(d)
+                    source = getattr(d[key], "meta", {}).get("filename_or_obj") or item_name(d)
                     raise ValueError(
                         f"{source}: label values {packed.unique().tolist()} outside 0..{self.num_findings}"
                     )
@@ -292,10 +294,10 @@ class BoxesToMaskd(MapTransform):
             # rows first, like the image: (y0, x0, y1, x1) within (height, width)
             corners, kept = clip_boxes_to_image(corners[:, [1, 0, 3, 2]], (height, width), remove_empty=True)
             if not len(boxes):
-                raise ValueError(f"{_item_name(d)}: {key!r} holds no box")
+                raise ValueError(f"{item_name(d)}: {key!r} holds no box")
             bad = [list(box) for box, k, size in zip(d[key], kept, boxes[:, 2:]) if not k or size.min() <= 0]
             if bad:
-                raise ValueError(f"{_item_name(d)}: box {bad[0]} is empty or outside the {width} x {height} image")
+                raise ValueError(f"{item_name(d)}: box {bad[0]} is empty or outside the {width} x {height} image")
             masks = convert_box_to_mask(corners.astype(np.int64), np.ones(len(corners), np.int64), (height, width), 0)
             d[self.output_key] = torch.as_tensor(masks.max(0, keepdims=True), dtype=torch.float32)
         return d
@@ -313,7 +315,7 @@ class ClassIndexd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             if d[key] not in self.classes:
-                raise ValueError(f"{_item_name(d)}: class {d[key]!r} is not one of {self.classes}")
+                raise ValueError(f"{item_name(d)}: class {d[key]!r} is not one of {self.classes}")
             d[key] = torch.tensor(self.classes.index(d[key]))
         return d
 

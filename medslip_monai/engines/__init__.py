@@ -10,8 +10,9 @@
 # limitations under the License.
 """MeDSLIP on MONAI's Ignite engines: training pieces, the prediction inferer, handlers and zero-shot evaluation."""
 
-from medslip_monai.engines.evaluation import OutputCollector, ZeroShotEvaluation, split_loaders
+from medslip_monai.engines.evaluation import OutputCollector, ZeroShotEvaluation, first_test_dataset, split_loaders
 from medslip_monai.engines.handlers import (
+    BroadcastBuffers,
     MetricsWriter,
     ProvenanceWriter,
     RandomStates,
@@ -25,11 +26,13 @@ from medslip_monai.engines.inference import (
     PredictionInferer,
     grounding_box_pairs,
     grounding_pairs,
+    stacked_pred_label,
     zero_shot_scores,
 )
 from medslip_monai.engines.training import PrepareImageAndTargets, training_scalars, weight_decay_groups
 
 __all__ = [
+    "BroadcastBuffers",
     "FindingsWriter",
     "GroundingPanel",
     "MetricsWriter",
@@ -42,9 +45,11 @@ __all__ = [
     "TrainingScalarsHandler",
     "ZeroShotEvaluation",
     "grounding_box_pairs",
+    "first_test_dataset",
     "grounding_pairs",
     "latest_checkpoint",
     "split_loaders",
+    "stacked_pred_label",
     "training_scalars",
     "weight_decay_groups",
     "zero_shot_scores",

@@ -29,7 +29,7 @@ from medslip_monai.metrics import classification_metrics, grounding_metrics
 from medslip_monai.reporting import format_cell, markdown_table, write_report
 from medslip_monai.visualize import OUTLINE_COLOUR, captioned_panels, display_grey, heat_overlay, outline, roc_figure
 
-__all__ = ["OutputCollector", "ZeroShotEvaluation", "split_loaders"]
+__all__ = ["OutputCollector", "ZeroShotEvaluation", "first_test_dataset", "split_loaders"]
 
 
 def split_loaders(
@@ -52,6 +52,15 @@ def split_loaders(
             Dataset(items, transform), batch_size=batch_size, shuffle=False, num_workers=num_workers
         )
     return loaders
+
+
+def first_test_dataset(*task_loaders: Mapping[str, DataLoader]) -> Dataset:
+    """The test dataset of the first task that has loaders (``evaluate.json``'s ``dataset``); ``ValueError`` when
+    every task is off."""
+    for loaders in task_loaders:
+        if loaders:
+            return loaders["test"].dataset
+    raise ValueError("zero-shot evaluation has nothing to do: give classification_datalist or grounding_datalist")
 
 
 class OutputCollector:

@@ -35,6 +35,7 @@ from monai.transforms import Compose, Randomizable
 from medslip_monai.reporting import markdown_table, write_json, write_report
 
 __all__ = [
+    "BroadcastBuffers",
     "MetricsWriter",
     "ProvenanceWriter",
     "RandomStates",
@@ -207,6 +208,32 @@ def _scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
         if isinstance(value, (int, float)):
             out[key] = float(value)
     return out
+
+
+class BroadcastBuffers:
+    """At the start of each evaluation, copy rank 0's buffers (batch-norm statistics) of a DDP network to every rank.
+
+    DDP's own forward does this on its first no-grad call after training; evaluators that call the wrapped
+    module's ``predict`` (:class:`~medslip_monai.engines.PredictionInferer`) bypass that forward, so this handler
+    does it once per run, when every rank is at the same point. Nothing happens outside ``torch.distributed`` or
+    when the network does not broadcast buffers.
+
+    Args:
+        network: the (DDP-wrapped) network the evaluator runs.
+    """
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        self.network = network
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        network = self.network
+        if not isinstance(network, torch.nn.parallel.DistributedDataParallel) or not network.broadcast_buffers:
+            return
+        for buffer in network.module.buffers():
+            torch.distributed.broadcast(buffer, src=0)
 
 
 class MetricsWriter:

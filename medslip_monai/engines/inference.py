@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from ignite.engine import Engine, Events
 from monai.inferers import Inferer
 from monai.utils import look_up_option
@@ -41,6 +40,7 @@ __all__ = [
     "grounding_box_pairs",
     "grounding_pairs",
     "places_text",
+    "stacked_pred_label",
     "zero_shot_scores",
 ]
 
@@ -48,14 +48,11 @@ logger = logging.getLogger(__name__)
 
 
 def _predicting_module(network: nn.Module) -> nn.Module:
-    """The network that has ``predict``: a DDP-wrapped one is unwrapped after its buffers are taken from rank 0, as
-    its own forward would do (batch-norm statistics then agree on every rank)."""
-    if isinstance(network, nn.parallel.DistributedDataParallel):
-        if network.broadcast_buffers and dist.is_available() and dist.is_initialized():
-            for buffer in network.module.buffers():
-                dist.broadcast(buffer, src=0)
-        return network.module
-    return network.module if isinstance(network, nn.DataParallel) else network
+    """The network that has ``predict``: a DDP- or DataParallel-wrapped one is unwrapped (under DDP, attach
+    :class:`~medslip_monai.engines.BroadcastBuffers` to the evaluator so every rank predicts with rank 0's
+    batch-norm statistics, as DDP's own forward would)."""
+    wrapped = isinstance(network, (nn.parallel.DistributedDataParallel, nn.DataParallel))
+    return network.module if wrapped else network
 
 
 class PredictionInferer(Inferer):
@@ -92,6 +89,11 @@ def zero_shot_scores(output: dict) -> tuple[torch.Tensor, torch.Tensor]:
 def grounding_pairs(output: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Evaluator output -> ``(maps [B, N, h, w], masks [B, N, H, W])``: maps against the decoded ``labelmap``."""
     return output["pred"].maps, output["label"]["labelmap"]
+
+
+def stacked_pred_label(output: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decollated evaluator output (a list of per-image dicts) -> ``(pred [B, K], label [B, K])``."""
+    return torch.stack([item["pred"] for item in output]), torch.stack([item["label"] for item in output])
 
 
 def grounding_box_pairs(output: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -293,7 +293,7 @@ class MeDSLIP(nn.Module):
         locations = torch.softmax(icl.float().masked_fill(~self.place_mask[:, None], float("-inf")), 1)
         return Prediction(
             probabilities=self.existence_probabilities(decoded),
-            maps=grounding_maps(attention, grid),
+            maps=grounding_maps(attention.float(), grid),
             locations=locations.transpose(1, 2),
         )
 

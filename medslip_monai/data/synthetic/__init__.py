@@ -33,6 +33,6 @@ from __future__ import annotations
 from medslip_monai.data.synthetic.cases import render_case
 from medslip_monai.data.synthetic.cli import main
 from medslip_monai.data.synthetic.findings import FINDINGS
-from medslip_monai.data.synthetic.world import WORLD_VERSION, ensure_world, generate_world
+from medslip_monai.data.synthetic.world import WORLD_VERSION, ensure_world, generate_world, prepare_world
 
-__all__ = ["FINDINGS", "WORLD_VERSION", "generate_world", "ensure_world", "render_case", "main"]
+__all__ = ["FINDINGS", "WORLD_VERSION", "generate_world", "ensure_world", "prepare_world", "render_case", "main"]

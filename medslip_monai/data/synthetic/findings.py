@@ -71,11 +71,17 @@ class FindingSpec(ABC):
         name: the finding, also the name of its MeDSLIP pathology entity.
         prevalence: the probability that a case has it.
         negations: the sentences that deny it in a report; one is picked when the report negates it.
+        report_rank: where its sentence comes in a report (heart, then lungs, then pleura); lower first.
+        rules_out_clear_lungs: a positive or uncertain mention rules out "The lungs are clear.".
+        rules_out_normal_heart: a positive or uncertain mention rules out "Normal cardiomediastinal silhouette.".
     """
 
     name: ClassVar[str]
     prevalence: ClassVar[float]
     negations: ClassVar[tuple[Statement, ...]]
+    report_rank: ClassVar[int]
+    rules_out_clear_lungs: ClassVar[bool] = False
+    rules_out_normal_heart: ClassVar[bool] = False
 
     def sample(self, rng: np.random.Generator) -> list[dict]:
         """The instances of the finding in a case that has it: a side is drawn first, then :meth:`instances`."""
@@ -129,6 +135,7 @@ class Effusion(FindingSpec):
 
     name = "effusion"
     prevalence = 0.25
+    report_rank = 5
     negations = (
         ("No pleural effusion.", [["pleural_unspec", "effusion", 0]]),
         ("There is no pleural effusion.", [["pleural_unspec", "effusion", 0]]),
@@ -193,6 +200,8 @@ class Pneumothorax(FindingSpec):
 
     name = "pneumothorax"
     prevalence = 0.2
+    report_rank = 6
+    rules_out_clear_lungs = True
     negations = (
         ("No pneumothorax.", [["unspecified", "pneumothorax", 0]]),
         ("There is no evidence of pneumothorax.", [["unspecified", "pneumothorax", 0]]),
@@ -242,6 +251,8 @@ class Consolidation(FindingSpec):
 
     name = "consolidation"
     prevalence = 0.25
+    report_rank = 1
+    rules_out_clear_lungs = True
     negations = (
         ("No focal consolidation.", [["unspecified", "consolidation", 0]]),
         ("There is no consolidation.", [["unspecified", "consolidation", 0]]),
@@ -297,6 +308,8 @@ class Nodule(FindingSpec):
 
     name = "nodule"
     prevalence = 0.2
+    report_rank = 2
+    rules_out_clear_lungs = True
     negations = (
         ("No pulmonary nodules.", [["pulmonary", "nodule", 0]]),
         ("No suspicious pulmonary nodule or mass.", [["pulmonary", "nodule", 0], ["unspecified", "mass", 0]]),
@@ -356,6 +369,8 @@ class Cardiomegaly(FindingSpec):
 
     name = "cardiomegaly"
     prevalence = 0.25
+    report_rank = 0
+    rules_out_normal_heart = True
     negations = (
         ("Heart size is normal.", [["heart_size", "cardiomegaly", 0], ["heart_size", "normal", 1]]),
         ("No cardiomegaly.", [["unspecified", "cardiomegaly", 0]]),
@@ -393,6 +408,8 @@ class Edema(FindingSpec):
 
     name = "edema"
     prevalence = 0.2
+    report_rank = 3
+    rules_out_clear_lungs = True
     negations = (
         ("No pulmonary edema.", [["pulmonary", "edema", 0]]),
         ("No evidence of edema.", [["unspecified", "edema", 0]]),
@@ -443,6 +460,8 @@ class Atelectasis(FindingSpec):
 
     name = "atelectasis"
     prevalence = 0.2
+    report_rank = 4
+    rules_out_clear_lungs = True
     negations = (("No atelectasis.", [["unspecified", "atelectasis", 0]]),)
 
     def instances(self, side, rng):

@@ -27,10 +27,8 @@ _INDICATIONS = [
     "Follow-up.",
     "Dyspnea on exertion.",
 ]
-#: Findings whose mention (positive or uncertain) rules out "The lungs are clear.".
-_LUNG_FINDINGS = ("pneumothorax", "consolidation", "nodule", "edema", "atelectasis")
-#: The order of findings in a report: heart, lungs, pleura.
-_REPORT_ORDER = ("cardiomegaly", "consolidation", "nodule", "edema", "atelectasis", "effusion", "pneumothorax")
+#: The findings in the order a report states them (each spec's ``report_rank``: heart, lungs, pleura).
+_REPORT_ORDER = tuple(sorted(FINDING_SPECS, key=lambda name: FINDING_SPECS[name].report_rank))
 
 
 def write_report(case: Case, rng: np.random.Generator) -> tuple[str, list[list]]:
@@ -51,11 +49,11 @@ def write_report(case: Case, rng: np.random.Generator) -> tuple[str, list[list]]
             sentence, stated = spec.sentence(case.findings[finding], mention, rng)
         sentences.append(sentence)
         triplets.extend(stated)
-    lung_mentioned = any(case.mentions[f] in ("positive", "uncertain") for f in _LUNG_FINDINGS)
-    if not lung_mentioned and rng.random() < 0.7:
+    mentioned = [FINDING_SPECS[f] for f, mention in case.mentions.items() if mention in ("positive", "uncertain")]
+    if not any(spec.rules_out_clear_lungs for spec in mentioned) and rng.random() < 0.7:
         sentences.insert(0, "The lungs are clear.")
         triplets.append(["pulmonary", "clear", 1])
-    if case.mentions["cardiomegaly"] not in ("positive", "uncertain") and rng.random() < 0.5:
+    if not any(spec.rules_out_normal_heart for spec in mentioned) and rng.random() < 0.5:
         sentences.insert(0, "Normal cardiomediastinal silhouette.")
         triplets.append(["mediastinal", "normal", 1])
     lines = [FINDING_SPECS[f].impression(case.findings[f]) for f in _REPORT_ORDER if case.mentions[f] == "positive"]

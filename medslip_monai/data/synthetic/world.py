@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from PIL import Image
 from medslip_monai.data.synthetic.cases import render_case
 from medslip_monai.data.synthetic.findings import FINDINGS
 
-__all__ = ["WORLD_VERSION", "generate_world", "ensure_world"]
+__all__ = ["WORLD_VERSION", "generate_world", "ensure_world", "prepare_world"]
 
 #: Bumped whenever the same parameters would give other files.
 WORLD_VERSION = 4
@@ -182,3 +183,17 @@ def ensure_world(
         raise FileExistsError(f"{root} is not empty and holds no synthetic world.json; refusing to write into it")
     generate_world(root, num, seed, wanted["num_val"], wanted["num_test"], size, workers)
     return str(root)
+
+
+def prepare_world(out: str | os.PathLike, settings: Mapping) -> str | None:
+    """The bundle's world step: :func:`ensure_world` with a config's ``synthetic`` section (``num``, ``seed``, ...),
+    skipped when its ``generate`` is false (training on other data). Under ``torchrun`` only global rank 0 (the
+    ``RANK`` environment variable) writes; the other ranks wait at the process-group barrier that follows in
+    ``multi_gpu_train.json``. Returns ``out``, or None when skipped.
+    """
+    parameters = dict(settings)
+    if not parameters.pop("generate", True):
+        return None
+    if int(os.environ.get("RANK", "0")) == 0:
+        ensure_world(out, **parameters)
+    return str(out)

@@ -20,6 +20,7 @@ __all__ = [
     "checkpoint",
     "data",
     "engines",
+    "errors",
     "grounding",
     "losses",
     "metrics",

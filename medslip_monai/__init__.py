@@ -18,6 +18,7 @@ __all__ = [
     "apps",
     "assets",
     "checkpoint",
+    "cli",
     "data",
     "engines",
     "errors",

@@ -29,7 +29,14 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["official_to_medslip", "medslip_to_official", "load_official_checkpoint", "ImportReport", "model_settings"]
+__all__ = [
+    "ImportReport",
+    "check_finite",
+    "load_official_checkpoint",
+    "medslip_to_official",
+    "model_settings",
+    "official_to_medslip",
+]
 
 #: official name prefix -> ours; the first match wins (torchvision ResNet children 0, 1, 4, 5, 6 = conv1, bn1,
 #: layer1, layer2, layer3; 2 and 3 are ReLU and max-pool, which have no weights).
@@ -123,7 +130,17 @@ def _state_dict_of(checkpoint: object, source: str) -> Mapping[str, torch.Tensor
         checkpoint = checkpoint["model"]
     if not isinstance(checkpoint, Mapping) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         raise ValueError(f"{source}: expected a state dict or {{'model': state_dict}} of tensors")
+    check_finite(checkpoint, source)
     return checkpoint
+
+
+def check_finite(state_dict: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:
+    """Raise ``ValueError`` naming ``source`` and the tensors that hold NaN or infinity (broken weights give
+    meaningless findings, so they are refused rather than used)."""
+    broken = [key for key, value in state_dict.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        shown = ", ".join(broken[:5]) + (", ..." if len(broken) > 5 else "")
+        raise ValueError(f"{source}: {len(broken)} tensor(s) hold NaN or infinity ({shown}); the weights are broken")
 
 
 def load_official_checkpoint(
@@ -162,6 +179,12 @@ def load_official_checkpoint(
             f"keys to skip or strict=False:\n  {shown}"
         )
     usable = {k: v for k, v in renamed.items() if k in own and v.shape == own[k].shape and k not in ignore}
+    learned = [k for k in own if k not in _OWN_BUFFERS]
+    if len(usable) < len(learned) / 2:
+        raise ValueError(
+            f"{path}: only {len(usable)} of the network's {len(learned)} tensors fit; it is not a MeDSLIP checkpoint of "
+            "this backbone (check --backbone), so nothing was imported"
+        )
     network.load_state_dict(usable, strict=False)
     return ImportReport(len(usable), missing, unexpected + [e.split(":")[0] for e in shape_errors], ignored)
 
@@ -187,6 +210,8 @@ def model_settings(model_file: str | os.PathLike) -> dict[str, Any]:
     Raises ``FileNotFoundError`` with what to do when the model file does not exist.
     """
     model_file = Path(model_file)
+    if model_file.is_dir():
+        raise IsADirectoryError(f"model file {model_file} is a folder: give the weights file inside it (model.pt)")
     if not model_file.is_file():
         raise FileNotFoundError(
             f"model file {model_file} does not exist: pre-train one (README, first command), import the official "
@@ -195,6 +220,7 @@ def model_settings(model_file: str | os.PathLike) -> dict[str, Any]:
     state = torch.load(model_file, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping) or "pathology_book" not in state:
         raise ValueError(f"{model_file} is not a MeDSLIP state dict of this project (no pathology_book)")
+    check_finite(state, model_file)
     blocks = {int(key.split(".")[2]) for key in state if key.startswith("trunk.layer3.")}
     layout = ("trunk.layer1.0.conv3.weight" in state, len(blocks))
     if layout not in _BACKBONES_BY_LAYOUT:

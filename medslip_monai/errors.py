@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["VERBOSE_FLAG", "error_line", "root_cause", "run_command", "verbose_requested"]
+__all__ = ["VERBOSE_FLAG", "error_line", "report", "root_cause", "run_command", "verbose_requested"]
 
 VERBOSE_FLAG = "--verbose"
 #: Messages of the exceptions that MONAI and Ignite wrap around the real one.
@@ -41,9 +41,17 @@ def root_cause(error: BaseException) -> BaseException:
 def error_line(error: BaseException) -> str:
     """``error: <message of the root cause>`` on one line."""
     cause = root_cause(error)
-    message = " ".join(str(cause).split()) or type(cause).__name__
-    kind = "" if isinstance(cause, (ValueError, FileNotFoundError, FileExistsError)) else f"{type(cause).__name__}: "
+    text = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause  # no quotes around a KeyError
+    message = " ".join(str(text).split()) or type(cause).__name__
+    plain = (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError)
+    kind = "" if isinstance(cause, plain) else f"{type(cause).__name__}: "
     return f"error: {kind}{message}"
+
+
+def report(line: str) -> None:
+    """Print ``line`` to standard error whatever its encoding can hold (other characters escaped)."""
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    print(line.encode(encoding, "backslashreplace").decode(encoding), file=sys.stderr)
 
 
 def run_command(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> Any:
@@ -59,5 +67,5 @@ def run_command(main: Callable[[list[str]], Any], argv: Sequence[str] | None = N
     except Exception as error:
         if verbose:
             raise
-        print(f"{error_line(error)} ({VERBOSE_FLAG} shows the traceback)", file=sys.stderr)
+        report(f"{error_line(error)} ({VERBOSE_FLAG} shows the traceback)")
         sys.exit(1)

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +33,8 @@ from monai.utils import evenly_divisible_all_gather, look_up_option
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
 from medslip_monai.grounding import heat_maps
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "POINTING_MODES",
@@ -83,12 +86,19 @@ class FindingAUC(Metric):
     """ROC-AUC of each finding and their mean over the findings whose labels hold both classes.
 
     ``output_transform`` must give ``(probabilities [B, N], labels [B, N])``. The result is a mapping
-    ``{"auc/<finding>": value, "auc/mean": value}``; a finding whose labels are all one class scores NaN.
+    ``{"auc/<finding>": value, "auc/mean": value}``; a finding whose labels are all one class scores NaN (with a
+    warning) and is left out of the mean. With ``reduction="mean"`` the result is the mean alone, a key metric for
+    model selection that stays usable when a finding has no positive: it is the macro mean of MONAI's ``ROCAUC``
+    when every finding has both classes, and minus infinity (never better than a real score) when none has or when
+    any probability is NaN or infinite (weights that diverged are never selected).
     Under ``torch.distributed`` every rank's scores are gathered first (ranks may hold different numbers of images).
     """
 
-    def __init__(self, class_names: Sequence[str], output_transform: Callable = lambda x: x) -> None:
+    def __init__(
+        self, class_names: Sequence[str], output_transform: Callable = lambda x: x, reduction: str = "all"
+    ) -> None:
         self.class_names = list(class_names)
+        self.reduction = look_up_option(reduction, ("all", "mean"))
         super().__init__(output_transform=output_transform)
 
     def reset(self) -> None:
@@ -107,12 +117,21 @@ class FindingAUC(Metric):
             probs = evenly_divisible_all_gather(probs.to(device)).cpu()
             labels = evenly_divisible_all_gather(labels.to(device)).cpu()
         values = {}
+        broken = [name for k, name in enumerate(self.class_names) if not torch.isfinite(probs[:, k]).all()]
         for k, name in enumerate(self.class_names):
             column = labels[:, k]
             both = bool((column == 0).any() and (column == 1).any())
-            values[f"auc/{name}"] = float(compute_roc_auc(probs[:, k], column)) if both else float("nan")
+            usable = both and name not in broken
+            values[f"auc/{name}"] = float(compute_roc_auc(probs[:, k], column)) if usable else float("nan")
+        if broken:
+            logger.warning("NaN or infinite probabilities for %s: no AUC, and no model is selected on them", broken)
+        undefined = [name for name in self.class_names if np.isnan(values[f"auc/{name}"]) and name not in broken]
+        if undefined:
+            logger.warning("no AUC for %s: its labels hold one class only; the mean is over the others", undefined)
         scores = [v for v in values.values() if not np.isnan(v)]
-        values["auc/mean"] = float(np.mean(scores)) if scores else float("nan")
+        values["auc/mean"] = float(np.mean(scores)) if scores and not broken else float("nan")
+        if self.reduction == "mean":
+            return values["auc/mean"] if scores and not broken else float("-inf")
         return values
 
 

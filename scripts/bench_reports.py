@@ -11,9 +11,9 @@
 """Benchmark and quality report of the report extractor, on one core.
 
 Prints, from one run: extraction reports/s (median of ``--repeats`` passes) over the 3,955 real IU reports and the
-1,000 radlabels reports; the wall time of the datalist command over the IU archive (reading, extraction, writing,
-interpreter start included); and the quality tables of ``docs/report_extraction.md`` (IU gold sentences, IU MeSH
-headings, radlabels).
+1,000 radlabels reports; seconds per megabyte of hostile text (no length cap), which must stay linear; the wall time
+of the datalist command over the IU archive (reading, extraction, writing, interpreter start included); and the
+quality tables of ``docs/report_extraction.md`` (IU gold sentences, IU MeSH headings, radlabels).
 
     python scripts/bench_reports.py [--repeats 5] [--json out.json]
 """
@@ -43,6 +43,12 @@ from medslip_monai.reports.quality import (
 )
 
 GOLD = Path(__file__).resolve().parents[1] / "tests" / "data" / "iu_gold.json"
+#: Texts that took the first version minutes (quadratic), by name.
+HOSTILE = {
+    "'no' + 500,000 blanks": "no" + " " * 500_000,
+    "300,000 newlines": "\n" * 300_000,
+    "'no effusion ' x 50,000": "no effusion " * 50_000,
+}
 
 
 def rate(texts: list[str], repeats: int) -> float:
@@ -54,6 +60,17 @@ def rate(texts: list[str], repeats: int) -> float:
             extractor(text)
         times.append(time.perf_counter() - start)
     return len(texts) / statistics.median(times)
+
+
+def hostile_seconds_per_mb() -> dict[str, float]:
+    """Seconds per megabyte of each ``HOSTILE`` text, read with no length cap."""
+    extractor = ReportExtractor(max_chars=None)
+    seconds = {}
+    for name, text in HOSTILE.items():
+        start = time.perf_counter()
+        extractor(text)
+        seconds[name] = (time.perf_counter() - start) / (len(text) / 1e6)
+    return seconds
 
 
 def main() -> None:
@@ -72,6 +89,7 @@ def main() -> None:
         iu = [s.report for s in read_iu(archive, tmp) if not isinstance(s, Problem)]
         results["iu_reports_per_second"] = rate(iu, args.repeats)
         results["radlabels_reports_per_second"] = rate([t for _, t, _ in radlabels_cases(radlabels)], args.repeats)
+        results["hostile_seconds_per_mb"] = hostile_seconds_per_mb()
         arguments = ["--reports", str(archive), "--images", tmp, "--out", str(Path(tmp) / "iu.json")]
         command = [sys.executable, "-m", "medslip_monai.reports", "iu", *arguments, "--no-check-images", "--quiet"]
         start = time.perf_counter()
@@ -81,6 +99,10 @@ def main() -> None:
     print(
         f"extraction, one core: IU {results['iu_reports_per_second']:.0f} reports/s ({len(iu)} reports), "
         f"radlabels {results['radlabels_reports_per_second']:.0f} reports/s (median of {args.repeats})"
+    )
+    print(
+        "hostile text, no length cap: "
+        + ", ".join(f"{name} {value:.2f} s/MB" for name, value in results["hostile_seconds_per_mb"].items())
     )
     print(
         f"datalist command over the 3,955 IU reports: {results['iu_command_wall_seconds']:.1f} s wall "

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,7 +33,9 @@ import torch
 
 from medslip_monai import __version__
 from medslip_monai.checkpoint import load_official_checkpoint
+from medslip_monai.errors import run_command
 from medslip_monai.networks import MeDSLIP
+from medslip_monai.reporting import write_json
 from medslip_monai.text import entity_books, resolve_text_encoder
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundle"
@@ -61,15 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         anatomy_texts=texts.get("anatomy"),
     )
     network = MeDSLIP(books, backbone=args.backbone, init="official", icl_scale=1.0, protocl_scale=1.0)
-    try:
-        report = load_official_checkpoint(args.checkpoint, network, strict=not args.no_strict, ignore=args.ignore)
-    except ValueError as e:
-        print(f"import failed: {e}", file=sys.stderr)
-        return 1
+    report = load_official_checkpoint(args.checkpoint, network, strict=not args.no_strict, ignore=args.ignore)
     print(report)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(network.state_dict(), out)
+    staged = out.with_suffix(".tmp")
+    torch.save(network.state_dict(), staged)
+    os.replace(staged, out)  # a reader never sees half a file
     source = Path(args.checkpoint).read_bytes()
     record = {
         "file": out.name,
@@ -97,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         },
         "versions": {"medslip_monai": __version__, "torch": torch.__version__},
     }
-    out.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    write_json(out.with_suffix(".json"), record)
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

@@ -27,9 +27,11 @@ import torch
 from PIL import Image
 
 from medslip_monai.assets import fetch_wheel
-from medslip_monai.data import BoxesToMaskd, LoadXRayd, label_fraction
+from medslip_monai.data import BoxesToMaskd, LoadXRayd, label_fraction, load_datalist
 from medslip_monai.data.downstream import (
     CXR14_CLASSES,
+    Problems,
+    main,
     read_covidx,
     read_cxr14,
     read_rsna,
@@ -39,7 +41,10 @@ from medslip_monai.data.downstream import (
     split_by_patient,
     zero_shot_classes,
 )
+from medslip_monai.errors import run_command
 from tests.test_image_input import dicom
+
+__all__: list[str] = []
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -140,23 +145,104 @@ def test_covidx_label_file(tmp_path):
     labels.write_text("101 a.png positive bimcv\n102 b.png negative rsna\n")
     read = read_covidx(labels, tmp_path)["classification"]
     assert [(i["patient"], i["label"]) for i in read] == [("101", [1]), ("102", [0])]
-    labels.write_text("101 a.png maybe bimcv\n")
-    with pytest.raises(ValueError, match=r"test.txt, line 1: unknown class 'maybe'"):
+    labels.write_text("101 a.png positive bimcv\n102 b.png maybe bimcv\n")
+    problems = Problems()
+    assert [i["patient"] for i in read_covidx(labels, tmp_path, problems=problems)["classification"]] == ["101"]
+    assert problems.kinds == {"unknown label": 1} and "test.txt, line 2: unknown class 'maybe'" in problems.messages[0]
+    with pytest.raises(ValueError, match=r"test.txt, line 2: unknown class 'maybe'"):
+        read_covidx(labels, tmp_path, strict=True)
+    labels.write_text("102 b.png maybe bimcv\n")
+    with pytest.raises(ValueError, match=r"test.txt: no usable item \(1 problem\(s\): 1 unknown label"):
         read_covidx(labels, tmp_path)
 
 
-def test_malformed_files_are_named_with_the_problem(tmp_path):
+def test_malformed_files_are_named_with_the_problem(tmp_path, caplog):
     bad = tmp_path / "labels.csv"
     bad.write_text("patientId,x,y,width\nabc,1,2,3\n")
     with pytest.raises(ValueError, match=r"labels.csv: missing column\(s\) \['height', 'Target'\]"):
-        read_rsna(bad, tmp_path)
-    bad.write_text("patientId,x,y,width,height,Target\nabc,1,2,three,4,1\n")
+        read_rsna(bad, tmp_path)  # a file without the columns is unusable whatever the policy
+    # strict: the first malformed row stops the run, named by file and line
+    bad.write_text("patientId,x,y,width,height,Target\nabc,1,2,three,4,1\ndef,,,,,0\n")
     with pytest.raises(ValueError, match=r"labels.csv, line 2: 'three' is not a number"):
-        read_rsna(bad, tmp_path, missing="keep")
-    bad.write_text("ImageId, EncodedPixels\n1.2.3,4 5 6\n")
+        read_rsna(bad, tmp_path, missing="keep", strict=True)
+    # default: the row is logged with file, line and reason, counted, and the rest is read
+    problems = Problems()
+    read = read_rsna(bad, tmp_path, missing="keep", problems=problems)
+    assert [item["patient"] for item in read["classification"]] == ["def"] and not read["grounding"]
+    assert problems.kinds == {"bad box": 1} and "labels.csv, line 2: 'three' is not a number" in caplog.text
+    bad.write_text("ImageId, EncodedPixels\n1.2.3,4 5 6\n1.2.4,-1\n")
     (tmp_path / "1.2.3.dcm").write_bytes(b"")
+    (tmp_path / "1.2.4.dcm").write_bytes(b"")
     with pytest.raises(ValueError, match=r"labels.csv, line 2: run-length code must be pairs"):
-        read_siim(bad, tmp_path, tmp_path / "masks")
+        read_siim(bad, tmp_path, tmp_path / "masks", strict=True)
+    problems = Problems()
+    read = read_siim(bad, tmp_path, tmp_path / "masks", problems=problems)
+    assert [item["patient"] for item in read["segmentation"]] == ["1.2.4"]
+    assert problems.summary() == "1 problem(s): 1 bad run-length code"
+    assert not (tmp_path / "masks" / "1.2.3.png").exists()  # an image with a bad component is left out whole
+
+
+def test_ids_that_are_not_plain_file_names_never_leave_their_folder(tmp_path):
+    """A SIIM ImageId of ``../../..`` once wrote its mask outside the output folder; ids are plain names or
+    problems, for the masks written and for the images looked up."""
+    work = tmp_path / "a" / "b" / "c"
+    (work / "images").mkdir(parents=True)
+    (work / "images" / "1.2.3.dcm").write_bytes(b"")
+    rle = work / "rle.csv"
+    hostile = ["../../..", "../../../x", "..", "/etc/passwd", "sub/1.2.3", "C:evil", "a\\b", "x\x00y"]
+    rle.write_text("ImageId, EncodedPixels\n" + "".join(f"{uid},1 2\n" for uid in hostile) + "1.2.3,1 2\n")
+    before = set(tmp_path.rglob("*"))
+    problems = Problems()
+    read = read_siim(rle, work / "images", work / "out" / "masks", problems=problems)
+    assert [item["patient"] for item in read["segmentation"]] == ["1.2.3"]
+    assert problems.kinds == {"unsafe name": len(hostile)}
+    written = set(tmp_path.rglob("*")) - before
+    assert written == {work / "out", work / "out" / "masks", work / "out" / "masks" / "1.2.3.png"}
+    with pytest.raises(ValueError, match=r"rle.csv, line 2: ImageId '../../..' is not a plain file name"):
+        read_siim(rle, work / "images", work / "out" / "masks", strict=True)
+    # image lookups: an id never reads outside --images
+    labels = work / "labels.csv"
+    labels.write_text("patientId,x,y,width,height,Target\n../../etc/passwd,,,,,0\nok,,,,,0\n")
+    read = read_rsna(labels, work / "images", missing="keep")
+    assert [item["image"] for item in read["classification"]] == [str(work / "images" / "ok.dcm")]
+    (work / "covidx.txt").write_text(
+        "1 ../../../etc/passwd positive x\n2 /etc/hostname negative x\n3 y.png positive x\n"
+    )
+    read = read_covidx(work / "covidx.txt", work / "images", missing="keep")
+    assert [item["image"] for item in read["classification"]] == [str(work / "images" / "y.png")]
+    # the mask written is checked once resolved: a link planted in the mask folder is refused
+    (work / "out" / "masks" / "1.2.3.png").unlink()
+    (work / "out" / "masks" / "1.2.3.png").symlink_to(tmp_path / "outside.png")
+    with pytest.raises(ValueError, match="outside the mask folder"):
+        read_siim(rle, work / "images", work / "out" / "masks")
+    assert not (tmp_path / "outside.png").exists()
+
+
+def test_datalist_labels_must_be_zero_or_one_lists(tmp_path):
+    datalist = tmp_path / "list.json"
+    good = {"image": "a.png", "label": [1, 0, 0]}
+    datalist.write_text(json.dumps({"training": [good], "validation": [good, {"image": "a.png", "label": [0, 7, 0]}]}))
+    assert load_datalist(datalist, "training", check_files=False)[0]["label"] == [1, 0, 0]
+    with pytest.raises(ValueError, match=r"(?s)list.json: 1 bad label.*validation\[1\]\.label\[1\] is 7, not 0 or 1"):
+        load_datalist(datalist, "validation", check_files=False)
+    assert load_datalist(datalist, "validation", check_files=False, check_labels=False)[1]["label"] == [0, 7, 0]
+    with pytest.raises(ValueError, match=r"training\[0\]\.label has 3 value\(s\), expected 14 \(num_classes\)"):
+        load_datalist(datalist, check_files=False, num_classes=14)
+    cases = {  # label -> what the error says about it
+        "[1, 0, 0, 1]": r" has 4 value\(s\), expected 2 \(the datalist's classes\)",
+        "[0.5, 1]": r"\[0\] is 0.5, not 0 or 1",
+        "[true, 0]": r"\[0\] is True, not 0 or 1",
+        '["1", 0]': r"\[0\] is '1', not 0 or 1",
+        "[]": " is an empty list",
+        "7": " is 7, neither a list of 0/1 values nor a mask path",
+    }
+    for label, expected in cases.items():
+        datalist.write_text(f'{{"classes": ["A", "B"], "test": [{{"image": "a.png", "label": {label}}}]}}')
+        with pytest.raises(ValueError, match=r"(?s)list.json: 1 bad label.*test\[0\]\.label" + expected):
+            load_datalist(datalist, "test", check_files=False)
+    # segmentation lists: the label is a mask path, resolved and checked as a file
+    datalist.write_text(json.dumps({"training": [{"image": "a.png", "label": "masks/a.png"}]}))
+    assert load_datalist(datalist, check_files=False)[0]["label"] == str(tmp_path / "masks" / "a.png")
 
 
 def test_patient_split_is_disjoint_shared_by_tasks_and_reproducible():
@@ -219,6 +305,40 @@ def test_downstream_command_builds_datalists_from_rsna_dicoms(xrv, tmp_path):
     assert written["classes"] == ["Pneumonia"]
     first = (written["training"] + written["test"])[0]["image"]
     assert LoadXRayd("image")({"image": first})["image"].shape == (1, 64, 64)
+
+
+def test_downstream_command_skips_and_summarises_bad_rows_and_fails_only_when_nothing_is_usable(tmp_path, capsys):
+    labels, out = tmp_path / "train.txt", tmp_path / "out"
+    labels.write_text("1 a.png positive x\n2 b.png maybe x\n3 c.png\n4 d.png negative x\n")
+    argv = ["covidx", "--labels", str(labels), "--images", str(tmp_path), "--out", str(out), "--missing", "keep"]
+    counts = run_command(main, argv)
+    assert sum(counts["classification"].values()) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == counts
+    assert captured.err.strip().endswith("2 problem(s): 1 unknown label, 1 too few columns")
+    with pytest.raises(SystemExit) as stopped:  # --strict: the first bad row ends the run, one plain last line
+        run_command(main, [*argv, "--strict"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stopped.value.code == 1 and last.startswith(f"error: {labels}, line 2: unknown class 'maybe'")
+    with pytest.raises(ValueError, match="line 2: unknown class"):  # --verbose: the exception and its traceback
+        run_command(main, [*argv, "--strict", "--verbose"])
+    labels.write_text("2 b.png maybe x\n3 c.png\n")
+    with pytest.raises(SystemExit):
+        run_command(main, argv)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"error: {labels}: no usable item (2 problem(s): 1 unknown label, 1 too few columns")
+
+
+def test_downstream_command_error_is_one_plain_line(tmp_path):
+    command = [sys.executable, "-m", "medslip_monai.data.downstream", "rsna", "--labels", str(tmp_path / "gone.csv")]
+    done = subprocess.run(
+        [*command, "--images", str(tmp_path), "--out", str(tmp_path / "out")], capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip().splitlines()[-1]
+        == f"error: {tmp_path / 'gone.csv'}: no such file (--verbose shows the traceback)"
+    )
 
 
 def test_boxes_are_rasterised_with_x_along_columns():

@@ -10,7 +10,9 @@
 # limitations under the License.
 """Data: datalists, readers, the preprocessing chain, dictionary transforms and the synthetic chest X-ray world."""
 
-from medslip_monai.data import downstream, synthetic
+import importlib
+
+from medslip_monai.data import synthetic
 from medslip_monai.data.datalist import build_dataset, collate_loaded, label_fraction, load_datalist
 from medslip_monai.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, radiograph_transforms
 from medslip_monai.data.readers import LoadLabelMapd, LoadXRayd, XRayDicomReader, XRayNiftiReader, list_images
@@ -49,3 +51,10 @@ __all__ = [
     "synthetic",
     "triplets_to_matrix",
 ]
+
+
+def __getattr__(name: str):
+    """``downstream`` is imported on first use, so that ``python -m medslip_monai.data.downstream`` runs it once."""
+    if name == "downstream":
+        return importlib.import_module("medslip_monai.data.downstream")
+    raise AttributeError(f"module 'medslip_monai.data' has no attribute {name!r}")

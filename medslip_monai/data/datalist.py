@@ -45,42 +45,91 @@ logger = logging.getLogger(__name__)
 DEFAULT_PATH_KEYS = ("image", "label", "mask", "labelmap", "boxmap")
 
 
+def _label_errors(label: Any, num_classes: int | None, source: str) -> list[str]:
+    """What is wrong with one item's ``label`` (``[]`` when nothing), each text to follow ``split[index].label``: it
+    must be a string (a mask path) or a list of 0/1 values, ``num_classes`` long when given (``source`` says why)."""
+    if isinstance(label, str):
+        return []
+    if not isinstance(label, list):
+        return [f" is {label!r}, neither a list of 0/1 values nor a mask path"]
+    if not label:
+        return [" is an empty list"]
+    errors = []
+    if num_classes is not None and len(label) != num_classes:
+        errors.append(f" has {len(label)} value(s), expected {num_classes} ({source})")
+    for position, value in enumerate(label):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in (0, 1):
+            errors.append(f"[{position}] is {value!r}, not 0 or 1")
+    return errors
+
+
+def _listing(problems: Sequence[str], limit: int = 20) -> str:
+    return "\n  ".join(problems[:limit]) + ("\n  ..." if len(problems) > limit else "")
+
+
 def load_datalist(
     datalist: str | os.PathLike,
     split: str = "training",
     base_dir: str | os.PathLike | None = None,
     path_keys: Sequence[str] = DEFAULT_PATH_KEYS,
     check_files: bool = True,
+    check_labels: bool = True,
+    num_classes: int | None = None,
 ) -> list[dict]:
     """Read one split of a decathlon-style datalist (``{"training": [...], "validation": [...], ...}``).
 
     Unlike ``monai.data.load_decathlon_datalist``, every key in ``path_keys`` holding a string is resolved (not only
     ``image`` and ``label``), and missing files are reported together, each with the datalist and split they come
-    from, before any training starts.
+    from, before any training starts. So are bad labels: an item's ``label`` must be a string (a mask path, as in
+    segmentation lists) or a non-empty list of 0/1 values (``true``/``false`` are refused), all of one length: the
+    datalist's ``classes`` when it has them, else ``num_classes`` when given, else the first item's.
 
     Args:
-        datalist: the JSON file.
+        datalist: the JSON file (UTF-8).
         split: the list to read. Defaults to ``"training"``.
         base_dir: folder that relative paths start from; defaults to the datalist's folder.
         path_keys: keys holding file paths.
         check_files: raise ``FileNotFoundError`` listing every missing file. Defaults to True.
+        check_labels: raise ``ValueError`` listing every bad ``label`` (datalist, split, item index, value).
+            Defaults to True.
+        num_classes: the length every label list must have (the config's number of classes); None: the length of
+            the datalist's ``classes`` list, or else of the split's first label list.
+
+    Raises:
+        FileNotFoundError: the datalist, or a file it lists, does not exist.
+        ValueError: the datalist is not UTF-8 JSON, the split is not a list of objects, or a label is bad.
+        KeyError: the datalist has no ``split`` list.
     """
     datalist = Path(datalist)
     try:
-        content = json.loads(datalist.read_text())
+        content = json.loads(datalist.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"datalist {datalist} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"datalist {datalist} is not UTF-8 text: {e}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"datalist {datalist} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ValueError(f"datalist {datalist} is nested too deeply to be a datalist") from None
     if not isinstance(content, dict) or split not in content:
         found = list(content) if isinstance(content, dict) else type(content).__name__
         raise KeyError(f"datalist {datalist} has no {split!r} list (found {found})")
+    if not isinstance(content[split], list):
+        raise ValueError(f"datalist {datalist}: {split!r} is a {type(content[split]).__name__}, not a list of items")
+    source = "num_classes"
+    if num_classes is None and isinstance(content.get("classes"), list):
+        num_classes, source = len(content["classes"]), "the datalist's classes"
     base = Path(base_dir) if base_dir is not None else datalist.parent
-    items, missing = [], []
+    items, missing, bad_labels = [], [], []
     for index, entry in enumerate(content[split]):
         if not isinstance(entry, dict):
             raise ValueError(f"datalist {datalist} {split}[{index}] is not an object: {entry!r}")
         item = dict(entry)
+        if check_labels and "label" in item:
+            if num_classes is None and isinstance(item["label"], list) and item["label"]:
+                num_classes, source = len(item["label"]), f"as {split}[{index}].label"  # the first list sets it
+            errors = _label_errors(item["label"], num_classes, source)
+            bad_labels += [f"{split}[{index}].label{error}" for error in errors]
         for key in path_keys:
             if isinstance(item.get(key), str):
                 path = Path(item[key]) if os.path.isabs(item[key]) else base / item[key]
@@ -88,9 +137,13 @@ def load_datalist(
                 if check_files and not path.is_file():
                     missing.append(f"{split}[{index}].{key}: {path}")
         items.append(item)
+    if bad_labels:
+        raise ValueError(
+            f"datalist {datalist}: {len(bad_labels)} bad label(s) (a label is a list of 0/1 values, one per class, "
+            f"or a mask path; check_labels=False skips this check):\n  {_listing(bad_labels)}"
+        )
     if missing:
-        shown = "\n  ".join(missing[:20]) + ("\n  ..." if len(missing) > 20 else "")
-        raise FileNotFoundError(f"datalist {datalist}: {len(missing)} missing file(s):\n  {shown}")
+        raise FileNotFoundError(f"datalist {datalist}: {len(missing)} missing file(s):\n  {_listing(missing)}")
     return items
 
 
@@ -115,6 +168,13 @@ def is_skipped(item: Any) -> bool:
     return isinstance(item, Mapping) and SKIPPED in item
 
 
+def _source(item: Any) -> str:
+    """The file an item comes from (its ``image`` path), or a description of it."""
+    if isinstance(item, Mapping) and isinstance(item.get("image"), str):
+        return item["image"]
+    return item_name(item) if isinstance(item, Mapping) else "item"
+
+
 class SkipFailuresCompose(Compose):
     """A ``Compose`` for the ``"skip"`` policy: an item whose transforms raise becomes a skip marker (see
     ``SKIPPED``) that later stages pass on and :func:`collate_loaded` leaves out of the batch; every time a skipped
@@ -134,21 +194,31 @@ class SkipFailuresCompose(Compose):
             try:
                 return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
             except Exception as e:
-                failure = {SKIPPED: item_name(input_) if isinstance(input_, Mapping) else "item", "reason": _reason(e)}
+                failure = {SKIPPED: _source(input_), "reason": _reason(e)}
         self.skipped += 1
         logger.warning(
-            "skipping %s: %s (%d item(s) skipped by this process)", failure[SKIPPED], failure["reason"], self.skipped
+            "skipping item %s: %s (%d item(s) skipped by this process)",
+            failure[SKIPPED],
+            failure["reason"],
+            self.skipped,
         )
         return failure
 
 
 def collate_loaded(batch: Sequence[Any]) -> Any:
-    """MONAI's ``list_data_collate`` over the items that loaded (skip markers of the ``"skip"`` policy, see
-    :class:`SkipFailuresCompose`, and None are left out). Raises ``RuntimeError`` when no item of the batch loaded."""
+    """MONAI's ``list_data_collate`` over the items that loaded; the skip markers of the ``"skip"`` policy (see
+    :class:`SkipFailuresCompose`) are left out of the tensors and listed under ``SKIPPED`` (a batch of skipped
+    items only is ``{SKIPPED: [...]}``, with no image). Raises ``RuntimeError`` for a batch of None items only."""
     loaded = [item for item in batch if item is not None and not is_skipped(item)]
+    skipped = [item for item in batch if is_skipped(item)]
     if not loaded:
+        if skipped:
+            return {SKIPPED: skipped}
         raise RuntimeError(f"none of the {len(batch)} items of a batch could be loaded; see the warnings above")
-    return list_data_collate(loaded)
+    collated = list_data_collate(loaded)
+    if skipped:
+        collated[SKIPPED] = skipped
+    return collated
 
 
 def build_dataset(

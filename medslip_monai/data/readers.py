@@ -8,8 +8,9 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Radiograph input: MONAI image readers for DICOM (rendered as a viewer shows it) and 2D NIfTI, a loading
-transform that picks the reader per file, and folder listing.
+"""Radiograph input: MONAI image readers for DICOM (rendered as a viewer shows it) and 2D NIfTI, one decoding
+policy for pictures (PNG, JPEG, TIFF, BMP, GIF), a loading transform that picks the reader from the file's content,
+and folder listing.
 
 Every format comes out in row-major picture order ``[H, W]`` (or ``[H, W, 3]``), the order
 ``PILReader(reverse_indexing=False)`` gives PNG and JPEG files and the one training uses, so every image reaches the
@@ -18,7 +19,11 @@ network the same way up.
 
 from __future__ import annotations
 
+import gzip
+import io
+import logging
 import os
+import zlib
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,9 @@ from monai.transforms import LoadImage, LoadImaged, MapTransform
 from monai.utils import MetaKeys, ensure_tuple
 
 __all__ = [
+    "PICTURE_FORMATS",
+    "detect_format",
+    "picture_policy",
     "XRayDicomReader",
     "XRayNiftiReader",
     "LoadXRayd",
@@ -44,7 +52,9 @@ __all__ = [
     "IMAGE_SUFFIXES",
 ]
 
-#: File name endings recognised as images when a folder is listed (files without a suffix are checked for DICOM).
+logger = logging.getLogger(__name__)
+
+#: File name endings recognised as images when a folder is listed (other files are checked for DICOM content).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".nii", ".nii.gz")
 
 
@@ -58,6 +68,219 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
         return False
 
 
+#: Picture containers decoded with Pillow (through MONAI's ``PILReader``), by Pillow's format name.
+PICTURE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF")
+_ACCEPTED = "DICOM (Part 10, 'DICM' at byte 128), PNG, JPEG, TIFF, BMP, GIF and NIfTI (.nii, .nii.gz)"
+_SIGNATURES = (  # (format, leading bytes); DICOM and NIfTI have their magic further in, see detect_format
+    ("PNG", b"\x89PNG\r\n\x1a\n"),
+    ("JPEG", b"\xff\xd8\xff"),
+    *(("TIFF", prefix) for prefix in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"MM*\x00", b"II\x00*")),
+    ("BMP", b"BM"),
+    ("GIF", b"GIF87a"),
+    ("GIF", b"GIF89a"),
+)
+_FORMAT_OF_SUFFIX = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".dcm": "DICOM",
+    ".dicom": "DICOM",
+    ".nii": "NIfTI",
+    ".nii.gz": "NIfTI",
+}
+
+
+def _nifti_magic(header: bytes) -> str:
+    """``"n+1"``, ``"ni1"`` or ``"n+2"`` for a NIfTI-1 (single file or header of a pair) or NIfTI-2 header, else ``""``."""
+    if header[344:348] in (b"n+1\x00", b"ni1\x00"):
+        return header[344:347].decode()
+    if header[4:8] == b"n+2\x00":
+        return "n+2"
+    return ""
+
+
+def _nifti_names(magic: str, compressed: bool) -> tuple[str, ...]:
+    """File name endings nibabel needs for a NIfTI header of ``magic``: it chooses its decoder by the name."""
+    names = (".hdr",) if magic == "ni1" else (".nii",)
+    return tuple(name + ".gz" for name in names) if compressed else names
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The image format of a file from its content (magic bytes), whatever its name says.
+
+    Returns ``"DICOM"`` (Part 10: ``DICM`` at byte 128), one of :data:`PICTURE_FORMATS` (the file's signature),
+    or ``"NIfTI"`` (``n+1``/``ni1`` at byte 344 or ``n+2`` at byte 4, plain or inside gzip). DICOM is tested first:
+    its 128-byte preamble may hold another format's header (dual-personality DICOM/TIFF files).
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file for an empty file or any
+    other content.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(540)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"image {path} does not exist") from e
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the image: {e}") from e
+    if not head:
+        raise ValueError(f"{path}: cannot read the image: the file is empty (0 bytes)")
+    if head[128:132] == b"DICM":
+        return "DICOM"
+    for name, signature in _SIGNATURES:
+        if head.startswith(signature):
+            return name
+    if _nifti_magic(head):
+        return "NIfTI"
+    if head.startswith(b"\x1f\x8b") and _nifti_magic(_gunzip_head(path)):
+        return "NIfTI"
+    raise ValueError(
+        f"{path}: cannot read the image: its content is none of the accepted formats, {_ACCEPTED} "
+        f"(it starts with {head[:8]!r}); convert it to one of them, PNG for a picture"
+    )
+
+
+def _gunzip_head(path: str | os.PathLike) -> bytes:
+    """The first 540 bytes of a gzip file's content, or ``b""`` when it cannot be decompressed."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read(540)
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
+def _check_nifti_name(path: str | os.PathLike) -> None:
+    """Refuse (``ValueError``) a NIfTI file whose name does not end the way nibabel needs for its content."""
+    with open(path, "rb") as handle:
+        head = handle.read(540)
+    compressed = head.startswith(b"\x1f\x8b")
+    names = _nifti_names(_nifti_magic(_gunzip_head(path) if compressed else head), compressed)
+    if not str(path).lower().endswith(names):
+        kind = "a gzip-compressed NIfTI image" if compressed else "an uncompressed NIfTI image"
+        raise ValueError(
+            f"{path}: the content is {kind}, but nibabel chooses its decoder by the file name: "
+            f"rename the file to end in {' or '.join(names)}"
+        )
+
+
+def _suffix_format(path: str | os.PathLike) -> str | None:
+    name = str(path).lower()
+    for suffix in sorted(_FORMAT_OF_SUFFIX, key=len, reverse=True):
+        if name.endswith(suffix):
+            return _FORMAT_OF_SUFFIX[suffix]
+    return None
+
+
+def _grey_palette(image: Any) -> bool:
+    """True when every palette entry the picture uses is grey (red = green = blue)."""
+    palette = np.zeros((256, 3), np.int64)
+    entries = np.asarray(image.getpalette("RGB") or [], np.int64).reshape(-1, 3)[:256]
+    palette[: len(entries)] = entries
+    used = np.flatnonzero(np.asarray(image.histogram()[:256]))
+    colours = palette[used]
+    return bool(np.all(colours == colours[:, :1]))
+
+
+def _orientation(image: Any, name: str) -> int:
+    """The picture's EXIF (for TIFF: IFD) orientation, 1 to 8, 1 when absent; a warning and 1 when unreadable."""
+    try:
+        orientation = int(image.getexif().get(0x0112, 1) or 1)
+    except Exception as e:  # corrupt EXIF blocks raise from several places in Pillow
+        logger.warning("%s: the EXIF block cannot be read (%s); the picture is used as stored", name, e)
+        return 1
+    if not 1 <= orientation <= 8:
+        logger.warning(
+            "%s: EXIF orientation %d is not a valid value (1-8); the picture is used as stored", name, orientation
+        )
+        return 1
+    return orientation
+
+
+def _tiff_from_memory(image: Any) -> Any:
+    """The TIFF reopened from its bytes in memory, not memory-mapped from the file.
+
+    Pillow (11 and later) gives a TIFF whose orientation transposes (5 to 8) its upright size on opening but
+    memory-maps an uncompressed strip with that size, scrambling the rows; decoding from memory avoids the map.
+    """
+    from PIL import Image
+
+    with open(image.filename, "rb") as handle:
+        reopened = Image.open(io.BytesIO(handle.read()), formats=["TIFF"])
+    image.close()
+    return reopened
+
+
+#: Pillow modes kept as decoded: grey of 8, 16 or 32 bits, float grey, colour; an alpha channel (LA, RGBA) is
+#: dropped by :class:`LoadXRayd` after reading.
+_KEPT_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+#: Pillow modes converted with Pillow's own conversions. CMYK JPEGs are decoded by Pillow with the Adobe convention
+#: (inverted ink values, what Photoshop and Pillow write); premultiplied alpha is divided out before it is dropped.
+_CONVERTED_MODES = {
+    "1": "L",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+    "RGBX": "RGB",
+    "La": "LA",
+    "RGBa": "RGBA",
+}
+
+
+def picture_policy(image: Any) -> Any:
+    """The one decoding policy for pictures read with Pillow: ``PIL.Image -> PIL.Image``, the ``converter`` of
+    MONAI's ``PILReader`` in :class:`LoadXRayd`.
+
+    In order: a file of several frames (animated PNG or GIF, multi-page TIFF) is refused naming the file and the
+    frame count (the primary picture of a JPEG multi-picture (MPO) file is read: the standard makes it the
+    picture); the EXIF orientation is applied (``ImageOps.exif_transpose``) so the picture comes out upright;
+    palette pictures (``P``, ``PA``) become their colours (``L`` when every colour used is grey, else ``RGB``);
+    bilevel ``1`` becomes ``L`` (0 and 255); ``CMYK``, ``YCbCr``, ``LAB``, ``HSV`` and ``RGBX`` become ``RGB``;
+    grey of 8/16/32 bits, float grey, ``RGB`` and the alpha modes are kept. A picture that nothing changes is
+    returned as it is. A mode without a rule is refused.
+
+    Raises ``ValueError`` naming the file; logs a warning naming the file for a CMYK JPEG without an Adobe marker
+    (its ink polarity is a convention, not a recorded fact) and for an unreadable or invalid EXIF orientation.
+    """
+    from PIL import ImageOps
+
+    name = str(getattr(image, "filename", "") or "picture")
+    frames = int(getattr(image, "n_frames", 1) or 1)
+    if frames > 1 and image.format != "MPO":
+        raise ValueError(
+            f"{name}: {image.format} file holds {frames} frames (an animation or a multi-page file); expected one "
+            "2D radiograph: save the frame you mean as a single-frame PNG"
+        )
+    if image.format in ("JPEG", "MPO") and image.mode == "CMYK" and "adobe" not in image.info:
+        logger.warning(
+            "%s: CMYK JPEG without an Adobe marker: read with the Adobe convention (inverted inks); "
+            "check that the picture is not a negative",
+            name,
+        )
+    result = image
+    orientation = _orientation(image, name)
+    if orientation != 1:
+        if image.format == "TIFF" and orientation >= 5 and getattr(image, "filename", ""):
+            result = _tiff_from_memory(image)
+        result = ImageOps.exif_transpose(result)  # Pillow turns TIFFs itself on loading; never twice
+    mode = result.mode
+    if mode in ("P", "PA"):
+        result.info.pop("transparency", None)  # alpha is dropped; the colours are the picture
+        result = result.convert("L" if _grey_palette(result) else "RGB")
+    elif mode in _CONVERTED_MODES:
+        result = result.convert(_CONVERTED_MODES[mode])
+    elif mode not in _KEPT_MODES:
+        raise ValueError(
+            f"{name}: Pillow decodes it as mode {mode!r}, which has no rule here; save it as a grey PNG of 8 or 16 bits"
+        )
+    if result is not image:
+        result.format = image.format  # the file's format, in the meta data, whatever was converted
+    return result
+
+
 def _has_image_suffix(path: Path) -> bool:
     name = path.name.lower()
     return any(name.endswith(suffix) for suffix in IMAGE_SUFFIXES)
@@ -66,8 +289,10 @@ def _has_image_suffix(path: Path) -> bool:
 def list_images(path: str | os.PathLike, recursive: bool = True) -> list[dict[str, str]]:
     """``[{"image": file, "path": file}, ...]`` for one image file or every image in a folder (sorted).
 
-    Folder entries are kept when their name ends in one of ``IMAGE_SUFFIXES`` or, without a suffix, when they are
-    DICOM Part 10 files (PACS exports often have no suffix). ``"path"`` survives loading, to name outputs.
+    Folder entries are kept when their name ends in one of ``IMAGE_SUFFIXES`` or, whatever their name, when they
+    are DICOM Part 10 files (PACS exports often have no suffix, or are named by their UID, ``1.2.840....3``), except
+    ``DICOMDIR`` (an index, no picture). ``"path"`` survives loading, to name outputs; the reader is then chosen
+    from the content (:func:`detect_format`).
     Raises ``FileNotFoundError`` for a missing path and ``ValueError`` for a folder without images.
     """
     root = Path(path)
@@ -77,7 +302,9 @@ def list_images(path: str | os.PathLike, recursive: bool = True) -> list[dict[st
         raise FileNotFoundError(f"input {root} does not exist")
     candidates = root.rglob("*") if recursive else root.glob("*")
     files = sorted(
-        p for p in candidates if p.is_file() and (_has_image_suffix(p) or (not p.suffix and is_dicom_file(p)))
+        p
+        for p in candidates
+        if p.is_file() and (_has_image_suffix(p) or (p.name.upper() != "DICOMDIR" and is_dicom_file(p)))
     )
     if not files:
         raise ValueError(
@@ -107,7 +334,7 @@ class XRayDicomReader(ImageReader):
 
     def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
         names = [Path(f) for f in ensure_tuple(filename)]
-        return all(n.suffix.lower() in (".dcm", ".dicom") or (not n.suffix and is_dicom_file(n)) for n in names)
+        return all(n.suffix.lower() in (".dcm", ".dicom") or is_dicom_file(n) for n in names)
 
     def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs: Any) -> Any:
         import pydicom
@@ -180,17 +407,19 @@ class XRayNiftiReader(NibabelReader):
 
 
 class LoadXRayd(MapTransform):
-    """Load radiographs with MONAI's ``LoadImage``, choosing the reader from the file itself.
+    """Load radiographs with MONAI's ``LoadImage``, choosing the reader from the file's content, not its name.
 
-    DICOM (``.dcm``/``.dicom`` or a Part 10 preamble) -> :class:`XRayDicomReader`; ``.nii``/``.nii.gz`` ->
-    :class:`XRayNiftiReader`; anything else -> ``PILReader(reverse_indexing=False)`` (PNG and TIFF of 8 or 16 bits,
-    JPEG, BMP; grey, RGB or RGBA). The result is a float32 ``MetaTensor``, rows first: grey ``[1, H, W]`` or colour
-    ``[3, H, W]``; an alpha channel (grey + alpha, RGBA) is dropped, since it is no part of the picture.
+    :func:`detect_format` decides: DICOM -> :class:`XRayDicomReader`; NIfTI -> :class:`XRayNiftiReader`; PNG, JPEG,
+    TIFF, BMP, GIF -> ``PILReader(converter=picture_policy, reverse_indexing=False)`` (see :func:`picture_policy`:
+    one frame, upright, palette colours, CMYK and other colour spaces as RGB, 8/16/32-bit and float grey kept).
+    A name that disagrees with the content is logged as a warning; the content decides. The result is a float32
+    ``MetaTensor``, rows first: grey ``[1, H, W]`` or colour ``[3, H, W]``; an alpha channel (grey + alpha, RGBA)
+    is dropped, since it is no part of the picture.
 
     Every problem raises naming the file: ``FileNotFoundError`` for a missing file, ``ValueError`` for one that
-    cannot be read (zero bytes, truncated, not an image, no pixel data, a volume), for a picture smaller than
-    ``min_size`` on a side or larger than ``max_pixels`` (checked from the header, before decoding) and for
-    non-finite pixels (NaN or infinity in float TIFF or NIfTI data).
+    cannot be read (zero bytes, truncated, not an accepted format, no pixel data, a volume, several frames), for a
+    picture smaller than ``min_size`` on a side or larger than ``max_pixels`` (checked from the header, before
+    decoding) and for non-finite pixels (NaN or infinity in float TIFF or NIfTI data).
 
     Args:
         keys: keys holding file paths.
@@ -209,7 +438,7 @@ class LoadXRayd(MapTransform):
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.dicom, self.nifti = XRayDicomReader(apply_voi), XRayNiftiReader()
-        self.picture = PILReader(reverse_indexing=False)
+        self.picture = PILReader(converter=picture_policy, reverse_indexing=False, formats=PICTURE_FORMATS)
         self.loader = LoadImage(
             reader=[self.picture, self.nifti, self.dicom], image_only=True, ensure_channel_first=True, dtype=np.float32
         )
@@ -217,24 +446,40 @@ class LoadXRayd(MapTransform):
         self.max_pixels = max_pixels
 
     def reader_for(self, path: str | os.PathLike) -> ImageReader:
-        """The reader that will read ``path``."""
-        name = str(path).lower()
-        if name.endswith((".nii", ".nii.gz")):
+        """The reader that will read ``path``, from its content (:func:`detect_format`).
+
+        Logs a warning when the name says another format. Raises ``ValueError`` naming the file for content of no
+        accepted format and for a NIfTI file whose name nibabel cannot decode it by.
+        """
+        found = detect_format(path)
+        named = _suffix_format(path)
+        if named is not None and named != found:
+            logger.warning("%s: the content is %s, not %s as the name says; read as %s", path, found, named, found)
+        if found == "DICOM":
+            return self.dicom
+        if found == "NIfTI":
+            _check_nifti_name(path)
             return self.nifti
-        return self.dicom if self.dicom.verify_suffix(path) else self.picture
+        return self.picture
 
     def _stored_size(self, path: str, reader: ImageReader) -> tuple[int, int]:
-        """Rows and columns from the file header, without decoding the pixels."""
+        """Rows and columns from the file header, without decoding the pixels; a volume (several DICOM frames or
+        NIfTI slices) is refused here, before its pixels are decoded."""
         if reader is self.dicom:
             import pydicom
 
             header = pydicom.dcmread(path, stop_before_pixels=True)
+            frames = int(header.get("NumberOfFrames", 1) or 1)
+            if frames > 1:
+                raise ValueError(f"{path}: DICOM holds {frames} frames (a volume or cine); expected one 2D radiograph")
             return int(header.get("Rows", 0)), int(header.get("Columns", 0))
         if reader is self.nifti:
             import nibabel
 
-            shape = nibabel.load(path).shape
-            return (int(shape[1]), int(shape[0])) if len(shape) >= 2 else (int(shape[0]), 1)
+            shape = tuple(int(d) for d in nibabel.load(path).shape)
+            if any(d > 1 for d in shape[2:]):
+                raise ValueError(f"{path}: NIfTI image has shape {shape}; expected one 2D radiograph")
+            return (shape[1], shape[0]) if len(shape) >= 2 else (shape[0], 1)
         from PIL import Image
 
         with Image.open(path) as picture:

@@ -14,7 +14,6 @@ written by :mod:`medslip_monai.reporting` and drawn by :mod:`medslip_monai.visua
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,11 @@ import torch
 from ignite.engine import Engine, Events
 from monai.data import DataLoader, Dataset
 
-from medslip_monai.data.datalist import load_datalist
+from medslip_monai.cli import flag
+from medslip_monai.data.datalist import SKIPPED, build_dataset, collate_loaded, load_datalist
 from medslip_monai.grounding import heat_maps
 from medslip_monai.metrics import classification_metrics, grounding_metrics
-from medslip_monai.reporting import format_cell, markdown_table, write_report
+from medslip_monai.reporting import OutputFolder, format_cell, markdown_table, provenance, write_report
 from medslip_monai.visualize import OUTLINE_COLOUR, captioned_panels, display_grey, heat_overlay, outline, roc_figure
 
 __all__ = ["OutputCollector", "ZeroShotEvaluation", "first_test_dataset", "split_loaders"]
@@ -38,9 +38,11 @@ def split_loaders(
     batch_size: int = 16,
     num_workers: int = 0,
     splits: Sequence[str] = ("validation", "test"),
+    on_error: str = "skip",
 ) -> dict[str, DataLoader]:
     """One unshuffled ``DataLoader`` per split of a datalist (``{}`` when ``datalist`` is None or empty); an empty
-    split raises ``ValueError`` naming the datalist."""
+    split raises ``ValueError`` naming the datalist. Items whose image cannot be read are skipped and reported
+    (``on_error="skip"``, default; ``"raise"`` stops at the first)."""
     if not datalist:
         return {}
     loaders = {}
@@ -48,8 +50,9 @@ def split_loaders(
         items = load_datalist(datalist, split)
         if not items:
             raise ValueError(f"{datalist}: the {split!r} list is empty; zero-shot evaluation needs validation and test")
+        dataset = build_dataset(items, transform, dataset_type="Dataset", on_error=on_error)
         loaders[split] = DataLoader(
-            Dataset(items, transform), batch_size=batch_size, shuffle=False, num_workers=num_workers
+            dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_loaded
         )
     return loaders
 
@@ -76,6 +79,7 @@ class OutputCollector:
     def reset(self, engine: Engine | None = None) -> None:
         self._parts: dict[str, list[torch.Tensor]] = {}
         self.images: list[torch.Tensor] = []
+        self.skipped: list[dict] = []
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.reset)
@@ -87,6 +91,11 @@ class OutputCollector:
 
     def __call__(self, engine: Engine) -> None:
         output = engine.state.output
+        self.skipped += [
+            {"image": item[SKIPPED], "reason": item["reason"]} for item in engine.state.batch.get(SKIPPED, [])
+        ]
+        if output["pred"] is None:  # every item of the batch was skipped
+            return
         parts = {field: getattr(output["pred"], field) for field in self.fields}
         for key, value in {**parts, **output["label"]}.items():
             self._parts.setdefault(key, []).append(torch.as_tensor(value).detach().float().cpu())
@@ -94,6 +103,8 @@ class OutputCollector:
             self.images.extend(output["image"][: self.keep_images - len(self.images)].detach().float().cpu())
 
     def __getitem__(self, key: str) -> torch.Tensor:
+        if key not in self._parts:
+            raise ValueError("none of the split's items could be read; see the warnings above")
         return torch.cat(self._parts[key])
 
 
@@ -125,7 +136,14 @@ class ZeroShotEvaluation:
         seed: of the resampling.
         overlays: test grounding items drawn with their heat map and ground-truth outline. Defaults to 12.
         config: settings recorded in ``metrics.json``.
+        model_file: the weights evaluated, recorded with their sha256 (with the package version and the time).
+        overwrite: replace an earlier evaluation's files in ``output_dir`` (otherwise the run refuses the folder,
+            see :class:`~medslip_monai.reporting.OutputFolder`). Defaults to False.
+
+    Items whose image cannot be read are skipped (``split_loaders``) and listed in ``metrics.json``.
     """
+
+    RESULTS = ("metrics.json", "metrics.md", "roc.png", "overlays")
 
     def __init__(
         self,
@@ -140,6 +158,8 @@ class ZeroShotEvaluation:
         seed: int = 0,
         overlays: int = 12,
         config: Mapping | None = None,
+        model_file: str | Path | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.evaluator = evaluator
         self.output_dir = Path(output_dir)
@@ -148,8 +168,12 @@ class ZeroShotEvaluation:
         self.heatmap, self.threshold = heatmap, threshold
         self.bootstrap, self.seed, self.overlays = bootstrap, seed, overlays
         self.config = dict(config or {})
+        self.model_file = model_file
+        self.folder = OutputFolder(self.output_dir, self.RESULTS, flag(overwrite, "overwrite"))
+        self.skipped: dict[str, list[dict]] = {}
 
-    def _collect(self, loader: DataLoader, fields: Sequence[str], keep_images: int = 0) -> OutputCollector:
+    def _collect(self, task: str, split: str, fields: Sequence[str], keep_images: int = 0) -> OutputCollector:
+        loader = self.tasks[task][split]
         collector = OutputCollector(fields, keep_images)
         collector.attach(self.evaluator)
         self.evaluator.data_loader = loader
@@ -158,40 +182,50 @@ class ZeroShotEvaluation:
             self.evaluator.run()
         finally:
             collector.detach(self.evaluator)
+        if collector.skipped:
+            self.skipped[f"{task}_{split}"] = collector.skipped
         return collector
 
     def run(self) -> dict[str, Any]:
         """Evaluate, write the files and return the report."""
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.folder.claim()
+        try:
+            report = self._evaluate(self.folder.staging)
+            self.folder.commit()
+            return report
+        finally:
+            self.folder.release()
+
+    def _evaluate(self, folder: Path) -> dict[str, Any]:
+        """Score both tasks and write the files into ``folder``; returns the report."""
         report: dict[str, Any] = {"classes": self.classes, "num_images": {}, "config": self.config}
+        self.skipped = {}
         if self.tasks["classification"]:
-            val, test = (
-                self._collect(self.tasks["classification"][s], ["probabilities"]) for s in ("validation", "test")
-            )
+            val, test = (self._collect("classification", split, ["probabilities"]) for split in ("validation", "test"))
             splits = [(c["probabilities"].numpy(), c["label"].numpy().astype(int)) for c in (val, test)]
             report["classification"] = classification_metrics(*splits, self.classes, self.bootstrap, self.seed)
             report["num_images"].update(
                 classification_validation=len(splits[0][1]), classification_test=len(splits[1][1])
             )
-            roc_figure(self.output_dir / "roc.png", *splits[1], self.classes, report["classification"])
+            roc_figure(folder / "roc.png", *splits[1], self.classes, report["classification"])
         if self.tasks["grounding"]:
-            val = self._collect(self.tasks["grounding"]["validation"], ["maps"])
-            test = self._collect(self.tasks["grounding"]["test"], ["maps"], keep_images=self.overlays)
+            val = self._collect("grounding", "validation", ["maps"])
+            test = self._collect("grounding", "test", ["maps"], keep_images=self.overlays)
             items = [_own_class_items(c) for c in (val, test)]
             report["grounding"] = grounding_metrics(
                 *items, self.classes, self.heatmap, self.threshold, self.bootstrap, self.seed
             )
             report["num_images"].update(grounding_validation=len(items[0][2]), grounding_test=len(items[1][2]))
-            report["overlays"] = self._draw(test.images, *items[1])
-        report["written"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        write_report(self.output_dir, report, _markdown(report))
+            report["overlays"] = self._draw(folder / "overlays", test.images, *items[1])
+        report["skipped"] = self.skipped
+        report["provenance"] = provenance(self.model_file)
+        write_report(folder, report, _markdown(report))
         return report
 
     def _draw(
-        self, images: Sequence[torch.Tensor], maps: torch.Tensor, truth: torch.Tensor, index: torch.Tensor
+        self, folder: Path, images: Sequence[torch.Tensor], maps: torch.Tensor, truth: torch.Tensor, index: torch.Tensor
     ) -> list[str]:
         """The first test grounding items: the input beside its class's heat map with the region outlined."""
-        folder = self.output_dir / "overlays"
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         for n, image in enumerate(images):

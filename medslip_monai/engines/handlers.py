@@ -32,6 +32,7 @@ from monai.engines.utils import IterationEvents
 from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.transforms import Compose, Randomizable
 
+from medslip_monai.cli import flag
 from medslip_monai.reporting import markdown_table, write_json, write_report
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "MetricsWriter",
     "ProvenanceWriter",
     "RandomStates",
+    "RequireBatches",
     "ResumableCheckpoint",
     "TrainingScalarsHandler",
     "latest_checkpoint",
@@ -168,7 +170,7 @@ class ResumableCheckpoint:
     def __init__(self, directory: str | Path, objects: dict, resume: bool = True, n_saved: int = 1) -> None:
         self.directory = Path(directory)
         self.objects = dict(objects)
-        self.resume = resume
+        self.resume = flag(resume, "resume")
         self.n_saved = n_saved
 
     def attach(self, engine: Engine) -> None:
@@ -208,6 +210,20 @@ def _scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
         if isinstance(value, (int, float)):
             out[key] = float(value)
     return out
+
+
+class RequireBatches:
+    """Refuse a trainer whose data loader yields no batch (a list smaller than one batch, with ``drop_last``),
+    naming the sizes, when attached (MONAI's workflows would otherwise skip the run with a warning and finish
+    without a model)."""
+
+    def attach(self, engine: Engine) -> None:
+        loader = engine.data_loader
+        if len(loader) == 0:
+            sampler = getattr(loader, "sampler", None)  # this rank's share under torch.distributed
+            size = len(sampler) if sampler is not None else len(getattr(loader, "dataset", ()))
+            batch = getattr(loader, "batch_size", "?")
+            raise ValueError(f"the training list has {size} item(s), fewer than one batch of {batch}: lower batch_size")
 
 
 class BroadcastBuffers:
@@ -293,11 +309,13 @@ class ProvenanceWriter:
     Args:
         model_file: the weights file to describe (usually ``models/model.pt``).
         config: settings to record (any JSON-serialisable mapping).
+        evaluator: the validation evaluator whose best epoch the weights are (recorded as ``selected_epoch``).
     """
 
-    def __init__(self, model_file: str | Path, config: Mapping | None = None) -> None:
+    def __init__(self, model_file: str | Path, config: Mapping | None = None, evaluator: Engine | None = None) -> None:
         self.model_file = Path(model_file)
         self.config = dict(config or {})
+        self.evaluator = evaluator
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -313,6 +331,7 @@ class ProvenanceWriter:
             "config": self.config,
             "config_sha256": hashlib.sha256(json.dumps(self.config, sort_keys=True, default=str).encode()).hexdigest(),
             "epochs_trained": int(engine.state.epoch),
+            "selected_epoch": getattr(getattr(self.evaluator, "state", None), "best_metric_epoch", None),
             "versions": {
                 "python": platform.python_version(),
                 **{p: _version(p) for p in ("medslip-monai", "torch", "monai", "pytorch-ignite", "transformers")},

@@ -26,9 +26,11 @@ from monai.inferers import Inferer
 from monai.utils import look_up_option
 from torch import nn
 
+from medslip_monai.cli import flag
+from medslip_monai.data.datalist import SKIPPED
 from medslip_monai.grounding import HEATMAPS, heat_maps, scale_by_batch_maximum
 from medslip_monai.networks.prediction import Prediction
-from medslip_monai.reporting import write_json
+from medslip_monai.reporting import OutputFolder, provenance, write_json
 from medslip_monai.visualize import captioned_panels, display_grey, heat_overlay
 from medslip_monai.vocab import ANATOMIES, DESCRIPTIVE_ENTITIES, NON_LOCATIONS
 
@@ -72,7 +74,9 @@ class PredictionInferer(Inferer):
         self.outputs = None if outputs is None else list(outputs)
         self.heatmap = look_up_option(heatmap, HEATMAPS)
 
-    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> Prediction:
+    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> Prediction | None:
+        if inputs.numel() == 0:  # a batch whose items were all skipped as unreadable
+            return None
         prediction = _predicting_module(network).predict(inputs)
         if self.outputs is not None:
             prediction = prediction.select(self.outputs)
@@ -153,9 +157,17 @@ class FindingsWriter:
     Probabilities are the network's, uncalibrated: ``threshold`` is a display choice, not an operating point chosen
     on any data. Pick operating points on a labelled validation split (``bundle/configs/evaluate.json``).
 
+    The run claims ``output_dir`` before the first image (:class:`~medslip_monai.reporting.OutputFolder`: an
+    unwritable folder, a folder another run is writing into, or one holding an earlier run's results without
+    ``overwrite`` stop it there); the results are written into a hidden staging folder and moved into place when
+    the run completes (replacing earlier results only then), so a failed run leaves no half results. ``findings.json`` records the model file and its
+    sha256, the package version and the time, and the images skipped as unreadable with the reason; the run fails
+    only when no image could be read.
+
     Args:
         output_dir: destination folder (created).
-        class_names: names of the network outputs, in order (entities, then new findings).
+        class_names: names of the network outputs, in order (entities, then new findings); each name once (a new
+            finding named like an entity would replace its result).
         report: the names to report, in output order; defaults to all. A model pre-trained on the synthetic world
             only learns its seven findings, so ``inference.json`` reports what the model was trained to evaluate.
         threshold: probability from which a finding is reported present. Defaults to 0.5.
@@ -164,7 +176,11 @@ class FindingsWriter:
         overlays: write overlay PNGs. Defaults to True.
         skip: names never located or drawn. Defaults to ``DESCRIPTIVE_ENTITIES``.
         path_key: batch key holding each image's file path. Defaults to ``"path"``.
+        model_file: the weights file, recorded with its sha256.
+        overwrite: replace an earlier run's results in ``output_dir``. Defaults to False.
     """
+
+    RESULTS = ("findings.json", "findings.csv", "overlays")
 
     def __init__(
         self,
@@ -177,9 +193,17 @@ class FindingsWriter:
         overlays: bool = True,
         skip: Sequence[str] = DESCRIPTIVE_ENTITIES,
         path_key: str = "path",
+        model_file: str | Path | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.class_names = list(class_names)
+        repeated = sorted({name for name in self.class_names if self.class_names.count(name) > 1})
+        if repeated:
+            raise ValueError(
+                f"output name(s) {repeated} appear twice (a new finding named like an entity, or a finding listed "
+                "twice); give each output its own name"
+            )
         unknown = sorted(set(report or ()) - set(self.class_names))
         if unknown:
             raise ValueError(f"cannot report {unknown}: the network outputs {self.class_names}")
@@ -187,34 +211,45 @@ class FindingsWriter:
         self.threshold = float(threshold)
         self.top_locations = top_locations
         self.max_overlays = max_overlays
-        self.overlays = overlays
+        self.overlays = flag(overlays, "overlays")
         self.skip = set(skip)
         self.path_key = path_key
+        self.model_file = model_file
+        self.folder = OutputFolder(self.output_dir, self.RESULTS, flag(overwrite, "overwrite"))
         self._places = [k for k, name in enumerate(ANATOMIES) if name not in NON_LOCATIONS]
         self.rows: list[dict] = []
+        self.skipped: list[dict] = []
         self._used_names: set[str] = set()
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.STARTED, self._start)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
         engine.add_event_handler(Events.COMPLETED, self._write)
+        engine.add_event_handler(Events.EXCEPTION_RAISED, self._abandon)
 
-    def _reset(self, engine: Engine) -> None:
-        self.rows, self._used_names = [], set()
-        if self.overlays:
-            (self.output_dir / "overlays").mkdir(parents=True, exist_ok=True)
+    def _start(self, engine: Engine) -> None:
+        self.rows, self.skipped, self._used_names = [], [], set()
+        self.folder.claim()
+        (self.folder.staging / "overlays").mkdir()
+
+    def _abandon(self, engine: Engine, error: Exception) -> None:
+        self.folder.release()  # only if this run holds the folder; the earlier results stay as they were
+        raise error
 
     def _where(self, locations: np.ndarray) -> list[list]:
         order = sorted(self._places, key=lambda k: -locations[k])[: self.top_locations]
         return [[ANATOMIES[k], round(float(locations[k]), 4)] for k in order]
 
     def _collect(self, engine: Engine) -> None:
+        batch = engine.state.batch
+        self.skipped += [{"image": item[SKIPPED], "reason": item["reason"]} for item in batch.get(SKIPPED, [])]
+        if engine.state.output["pred"] is None:  # every image of the batch was skipped
+            return
         prediction: Prediction = engine.state.output["pred"].detach_cpu()
-        paths = engine.state.batch[self.path_key]
         probabilities, locations = prediction.probabilities.numpy(), prediction.locations.numpy()
         if probabilities.shape[1] != len(self.class_names):
             raise ValueError(f"the network gives {probabilities.shape[1]} outputs for {len(self.class_names)} names")
-        for b, path in enumerate(paths):
+        for b, path in enumerate(batch[self.path_key]):
             present = sorted(
                 (k for k in self.reported if probabilities[b, k] >= self.threshold), key=lambda k: -probabilities[b, k]
             )
@@ -242,7 +277,8 @@ class FindingsWriter:
     def _draw(
         self, image: torch.Tensor, maps: torch.Tensor, probabilities: np.ndarray, located: list, row: dict, path: str
     ) -> str:
-        """One PNG: the image, then a captioned heat-map panel per located finding (at most ``max_overlays``)."""
+        """One PNG: the image, then a captioned heat-map panel per located finding (at most ``max_overlays``);
+        returns where it will be once the run completes."""
         image = image.detach().float().cpu()
         shown = located[: self.max_overlays]
         heat = heat_maps(maps[shown], image.shape[-2:]) if shown else []
@@ -251,21 +287,41 @@ class FindingsWriter:
             name = self.class_names[k]
             caption = [f"{name} {probabilities[k]:.2f}", places_text(row["where"][name])]
             panels.append((heat_overlay(image, picture_heat), caption))
-        target = self.output_dir / "overlays" / self._overlay_name(path)
-        captioned_panels(panels).save(target)
-        return str(target)
+        name = self._overlay_name(path)
+        captioned_panels(panels).save(self.folder.staging / "overlays" / name)
+        return str(self.output_dir / "overlays" / name)
 
     def _write(self, engine: Engine) -> None:
-        names = [self.class_names[k] for k in self.reported]
-        write_json(
-            self.output_dir / "findings.json", {"threshold": self.threshold, "findings": names, "images": self.rows}
+        try:
+            if not self.rows:
+                reasons = "; ".join(f"{item['image']}: {item['reason']}" for item in self.skipped[:3])
+                raise ValueError(f"none of the {len(self.skipped)} input image(s) could be read ({reasons})")
+            names = [self.class_names[k] for k in self.reported]
+            record = {
+                "threshold": self.threshold,
+                "findings": names,
+                "provenance": provenance(self.model_file),
+                "images": self.rows,
+                "skipped": self.skipped,
+            }
+            write_json(self.folder.staging / "findings.json", record)
+            with open(self.folder.staging / "findings.csv", "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["image", *names, "present", "where"])
+                for row in self.rows:
+                    where = " | ".join(f"{name}: {places_text(places)}" for name, places in row["where"].items())
+                    probabilities = (row["probabilities"][n] for n in names)
+                    writer.writerow([row["image"], *probabilities, ";".join(row["present"]), where])
+            if not self.overlays:
+                (self.folder.staging / "overlays").rmdir()
+            self.folder.commit()
+        finally:
+            self.folder.release()
+        for item in self.skipped:
+            logger.warning("skipped %s: %s", item["image"], item["reason"])
+        logger.info(
+            "findings of %d image(s) written to %s; %d skipped as unreadable",
+            len(self.rows),
+            self.output_dir,
+            len(self.skipped),
         )
-        with open(self.output_dir / "findings.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["image", *names, "present", "where"])
-            for row in self.rows:
-                where = " | ".join(f"{name}: {places_text(places)}" for name, places in row["where"].items())
-                writer.writerow(
-                    [row["image"], *(row["probabilities"][n] for n in names), ";".join(row["present"]), where]
-                )
-        logger.info("findings of %d images written to %s", len(self.rows), self.output_dir)

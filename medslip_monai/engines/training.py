@@ -25,14 +25,20 @@ __all__ = ["PrepareImageAndTargets", "training_scalars", "weight_decay_groups"]
 class PrepareImageAndTargets(PrepareBatch):
     """``batch -> (image, {key: tensor})``: the image and a dict of the named target tensors, moved to the device.
 
+    A batch whose items were all skipped (``data.collate_loaded``) has no image: with ``allow_empty`` (batch jobs
+    that report skipped files) it becomes an empty image tensor, which :class:`~medslip_monai.engines
+    .PredictionInferer` turns into no prediction; otherwise it raises ``ValueError``.
+
     Args:
         target_keys: batch keys gathered into the targets dict; keys absent from a batch are skipped.
         image_key: the network input. Defaults to ``"image"``.
+        allow_empty: accept batches of skipped items only. Defaults to False.
     """
 
-    def __init__(self, target_keys: Sequence[str], image_key: str = "image") -> None:
+    def __init__(self, target_keys: Sequence[str], image_key: str = "image", allow_empty: bool = False) -> None:
         self.target_keys = tuple(target_keys)
         self.image_key = image_key
+        self.allow_empty = allow_empty
 
     def __call__(
         self,
@@ -45,6 +51,10 @@ class PrepareImageAndTargets(PrepareBatch):
             value = value.as_tensor() if hasattr(value, "as_tensor") else value
             return value.to(device=device, non_blocking=non_blocking, **kwargs)
 
+        if self.image_key not in batchdata:
+            if not self.allow_empty:
+                raise ValueError("every item of a batch was skipped as unreadable; see the warnings above")
+            return torch.empty(0, device=device), {}
         targets = {key: move(batchdata[key]) for key in self.target_keys if key in batchdata}
         return move(batchdata[self.image_key]), targets
 

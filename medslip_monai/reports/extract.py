@@ -14,20 +14,40 @@ A rule-based extractor in the spirit of NegEx/ConText, written for speed (thousa
 core) and for the 51 x 75 matrix: sections -> sentences -> tokens matched against the lexicon -> context scopes
 (negation, uncertainty, "likely") closed by terminators -> each finding attached to the anatomy phrase before it,
 after a preposition, or as the subject of "is/are" -> rewrite rules -> triplets. See ``docs/report_extraction.md``.
+
+Hostile text costs linear time and memory: every regular expression below runs in time linear in its input (each
+is commented with why), every step after them is linear in the tokens, and a report longer than ``max_chars``
+(default ``MAX_REPORT_CHARS``, ten times the longest real reports) is truncated to its first ``max_chars``
+characters with a warning. Sentences and mentions are not capped: a cap there would change labels silently, and
+the report cap already bounds them.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from medslip_monai.reports import lexicon as lx
 from medslip_monai.vocab import anatomy_index, pathology_index
 
-__all__ = ["Mention", "ReportExtractor", "extract_triplets", "split_sections", "split_sentences", "UNCERTAIN_POLICIES"]
+__all__ = [
+    "Mention",
+    "ReportExtractor",
+    "extract_triplets",
+    "split_sections",
+    "split_sentences",
+    "UNCERTAIN_POLICIES",
+    "MAX_REPORT_CHARS",
+]
+
+logger = logging.getLogger(__name__)
 
 UNCERTAIN_POLICIES = ("ignore", "positive", "negative")
+#: Characters of a report read by default; real chest X-ray reports are under 10,000.
+MAX_REPORT_CHARS = 100_000
 
 #: Sections used when the report has a FINDINGS or IMPRESSION section.
 PREFERRED_SECTIONS = ("findings", "impression")
@@ -62,7 +82,18 @@ _SECTION_ALIASES = {
     "opinion": "impression",
     "summary": "impression",
 }
-_HEADER = re.compile(r"(?:^|(?<=\n)|(?<=\.\s)|(?<=\s\s))\s*([A-Za-z][A-Za-z /&()-]{1,40}?)\s*:(?!\d)", re.M)
+# A header ``LABEL:`` starts the text, a line, a sentence (". ") or follows two blanks: a label of 2 to 41 characters
+# (letters, blanks, "/&()-") then blanks and a colon not before a digit. The first version began with lookbehinds
+# and ``\s*``, so each blank of a run started a match attempt that read the rest of the run: quadratic on runs of
+# blanks (20,000 newlines took 10 s). Here a match starts only where a run of blanks starts (``(?<!\s)``), so a
+# run is read a bounded number of times, and the label ends at a non-blank character (or is a letter and one
+# blank), so the blanks before the colon are read once per label end, not once per label length: linear time
+# (no possessive quantifiers, which Python 3.10 lacks). ``split_sections`` gives the sections of the first version.
+_HEADER = re.compile(
+    r"(?:\A\s*|(?<!\s)(?:\s\s\s*|\n|(?<=\.)\s))([A-Za-z](?:[A-Za-z /&()-]{0,39}[A-Za-z/&()-]| ))\s*:(?!\d)"
+)
+# Sentence ends, blank lines and line-initial list markers: linear as they are (a blank line's ``\s*`` reaches
+# the last newline of its run at once; the list-marker look-ahead runs only at the last newline of a run).
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:\d{1,2}[.)]|[-*\u2022])\s)")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _ENUMERATOR = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
@@ -73,8 +104,8 @@ _NEG_PRE, _NEG_POST, _UNC_PRE, _UNC_POST, _PROB_PRE, _PSEUDO = "n<", "n>", "u<",
 _CUES = (_NEG_PRE, _NEG_POST, _UNC_PRE, _UNC_POST, _PROB_PRE)
 
 
-def _phrase_table() -> dict[str, list[tuple[tuple[str, ...], str, str]]]:
-    """First token -> [(tokens, kind, payload)], longest first; later tables win ties."""
+def _phrase_table() -> dict[str, list[tuple[int, dict[tuple[str, ...], tuple[str, str]]]]]:
+    """First token -> [(length, {tokens: (kind, payload)})], longest first; later tables win ties."""
     entries: dict[tuple[str, ...], tuple[str, str]] = {}
     for name, phrases in lx.FINDING_PHRASES.items():
         for phrase in phrases:
@@ -94,12 +125,10 @@ def _phrase_table() -> dict[str, list[tuple[tuple[str, ...], str, str]]]:
                 entries[tokens] = (_FINDING + kind, entries[tokens][1])
             else:
                 entries[tokens] = (kind, phrase)
-    table: dict[str, list] = {}
-    for tokens, (kind, payload) in entries.items():
-        table.setdefault(tokens[0], []).append((tokens, kind, payload))
-    for options in table.values():
-        options.sort(key=lambda option: -len(option[0]))
-    return table
+    by_length: dict[str, dict[int, dict]] = {}
+    for tokens, value in entries.items():
+        by_length.setdefault(tokens[0], {}).setdefault(len(tokens), {})[tokens] = value
+    return {first: sorted(lengths.items(), reverse=True) for first, lengths in by_length.items()}
 
 
 _TABLE = _phrase_table()
@@ -119,12 +148,39 @@ def _word_kind(word: str) -> str:
     return _OTHER
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     kind: str
     start: int  # first token
     end: int  # one past the last token
     payload: str
+
+
+class _LinkWords:
+    """Whether a link word ("consistent", "represents", ...) lies between two token positions of a sentence, in
+    constant time after one pass over the tokens (made on first use)."""
+
+    __slots__ = ("tokens", "counts")
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.counts: list[int] | None = None
+
+    def between(self, start: int, end: int) -> bool:
+        """True when ``tokens[start:end]`` holds a link word."""
+        if self.counts is None:
+            counts, total = [0], 0
+            for token in self.tokens:
+                total += token in lx.LINK_WORDS
+                counts.append(total)
+            self.counts = counts
+        return start < end and self.counts[end] > self.counts[start]
+
+
+def _add_cue(cues: list[str], cue: str) -> None:
+    """Append ``cue`` unless present: a finding's status reads only its first cue and which cues it has."""
+    if cue not in cues:
+        cues.append(cue)
 
 
 @dataclass
@@ -139,7 +195,7 @@ class Mention:
 
 def split_sections(text: str) -> dict[str, str]:
     """``{"findings": ..., "impression": ..., ...}`` from ``HEADER:`` labels; text before any header is ``""``."""
-    sections: dict[str, str] = {}
+    parts: dict[str, list[str]] = {}  # joined at the end: repeated headers cost linear time, not quadratic
     matches = [
         m
         for m in _HEADER.finditer(text)
@@ -155,10 +211,10 @@ def split_sections(text: str) -> dict[str, str]:
         if name in SKIPPED_SECTIONS:  # "INDICATION: ...\n\nunlabelled findings": the paragraph break ends it
             body, *rest = _PARAGRAPH_BREAK.split(body, maxsplit=1)
             if rest and rest[0].strip():
-                sections[""] = f"{sections['']}\n{rest[0].strip()}" if "" in sections else rest[0].strip()
+                parts.setdefault("", []).append(rest[0].strip())
         if body:
-            sections[name] = f"{sections[name]}\n{body}" if name in sections else body
-    return sections
+            parts.setdefault(name, []).append(body)
+    return {name: "\n".join(bodies) for name, bodies in parts.items()}
 
 
 def split_sentences(text: str) -> list[str]:
@@ -168,12 +224,14 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _scan(tokens: list[str]) -> list[_Item]:
+    """Lexicon items of a sentence's tokens, the longest phrase first (one lookup per phrase length)."""
     items, i = [], 0
     while i < len(tokens):
-        for phrase, kind, payload in _TABLE.get(tokens[i], ()):
-            if tuple(tokens[i : i + len(phrase)]) == phrase:
-                items.append(_Item(kind, i, i + len(phrase), payload))
-                i += len(phrase)
+        for length, phrases in _TABLE.get(tokens[i], ()):
+            found = phrases.get(tuple(tokens[i : i + length]))
+            if found is not None:
+                items.append(_Item(found[0], i, i + length, found[1]))
+                i += length
                 break
         else:
             items.append(_Item(_word_kind(tokens[i]), i, i + 1, tokens[i]))
@@ -192,16 +250,25 @@ class ReportExtractor:
             as uncertain.
         sections: sections to read when the report has any of them; otherwise every section but the skipped ones
             (indication, history, comparison, technique, ...) is read.
+        max_chars: a longer report is read only up to this many characters, with a warning (``None``: no limit;
+            the time and memory spent stay linear in the length either way).
     """
 
     def __init__(
-        self, uncertain: str = "ignore", likely_is_positive: bool = True, sections: tuple[str, ...] = PREFERRED_SECTIONS
+        self,
+        uncertain: str = "ignore",
+        likely_is_positive: bool = True,
+        sections: tuple[str, ...] = PREFERRED_SECTIONS,
+        max_chars: int | None = MAX_REPORT_CHARS,
     ) -> None:
         if uncertain not in UNCERTAIN_POLICIES:
             raise ValueError(f"uncertain={uncertain!r}; expected one of {UNCERTAIN_POLICIES}")
+        if max_chars is not None and max_chars < 1:
+            raise ValueError(f"max_chars={max_chars!r}; expected a positive number of characters or None")
         self.uncertain = uncertain
         self.likely_is_positive = likely_is_positive
         self.sections = tuple(sections)
+        self.max_chars = max_chars
 
     # ------------------------------------------------------------------------------------------- public API
     def __call__(self, text: str) -> list[tuple[str, str, int]]:
@@ -228,7 +295,14 @@ class ReportExtractor:
         return found
 
     def sentences(self, text: str) -> list[str]:
-        """The sentences read from the report (selected sections, in order)."""
+        """The sentences read from the report (selected sections, in order; the first ``max_chars`` characters)."""
+        if self.max_chars is not None and len(text) > self.max_chars:
+            logger.warning(
+                "a report of %d characters is read only up to its first %d (max_chars; real reports are under 10,000)",
+                len(text),
+                self.max_chars,
+            )
+            text = text[: self.max_chars]
         sections = split_sections(text)
         if self.sections and self.sections[0] in sections:
             chosen = [body for name, body in sections.items() if name in self.sections]
@@ -240,23 +314,26 @@ class ReportExtractor:
         """Finding mentions of one sentence."""
         tokens = lx.tokenize(sentence)
         items = _scan(tokens)
+        links = _LinkWords(tokens)
         mentions: list[Mention] = []
         segment: list[_Item] = []
         for item in items + [_Item(_TERM, len(tokens), len(tokens), "")]:
             if item.kind == _TERM:
-                mentions.extend(self._segment_mentions(segment, tokens, sentence))
+                mentions.extend(self._segment_mentions(segment, tokens, sentence, links))
                 segment = []
             else:
                 segment.append(item)
         return mentions
 
     # ------------------------------------------------------------------------------------------ internals
-    def _segment_mentions(self, items: list[_Item], tokens: list[str], sentence: str) -> list[Mention]:
+    def _segment_mentions(
+        self, items: list[_Item], tokens: list[str], sentence: str, links: _LinkWords
+    ) -> list[Mention]:
         findings = [i for i, it in enumerate(items) if it.kind.startswith(_FINDING)]
         if not findings:
             return []
         cues = self._cues(items, findings)
-        located = self._places(items, findings, tokens)
+        located = self._places(items, findings, links)
         mentions = []
         for f in findings:
             nxt = f + 1
@@ -277,13 +354,14 @@ class ReportExtractor:
 
     @staticmethod
     def _cues(items: list[_Item], findings: list[int]) -> dict[int, list[str]]:
-        """Context cues reaching each finding, in the order they open."""
+        """Context cues reaching each finding, in the order they first open (each once: the status reads only the
+        first cue and which cues there are, and a list of every repeat grows quadratically with hostile text)."""
         cues: dict[int, list[str]] = {f: [] for f in findings}
         open_cues: list[str] = []
         seen_finding = False
         for i, item in enumerate(items):  # forward scopes: cue ... finding, closed by a copula after a finding
             if item.kind in (_NEG_PRE, _UNC_PRE, _PROB_PRE):
-                open_cues.append(item.kind)
+                _add_cue(open_cues, item.kind)
                 seen_finding = False
             elif item.kind == _COP and seen_finding:
                 open_cues, seen_finding = [], False
@@ -291,30 +369,33 @@ class ReportExtractor:
                 cues[i].extend(open_cues)
                 seen_finding = True
                 if len(item.kind) > 1:  # "borderline enlarged": a finding that also hedges what follows
-                    open_cues.append(item.kind[1:])
+                    _add_cue(open_cues, item.kind[1:])
         for c, item in enumerate(items):
             if item.payload in ("versus", "vs"):  # "atelectasis versus pneumonia": both are uncertain
-                earlier = [f for f in findings if f < c]
+                earlier = bisect_left(findings, c)  # findings before c
                 if earlier:
-                    cues[earlier[-1]].append(_UNC_POST)
+                    _add_cue(cues[findings[earlier - 1]], _UNC_POST)
             if item.kind not in (_NEG_POST, _UNC_POST):
                 continue
             passed_finding = False  # backward scopes: finding ... cue, back to a copula before a finding
-            for i in range(c - 1, -1, -1):
+            for i in range(c - 1, -1, -1):  # stops at the cue before: each item is walked by one cue at most
                 kind = items[i].kind
                 if kind in _CUES or (kind == _COP and passed_finding):
                     break
                 if kind.startswith(_FINDING):
-                    cues[i].append(item.kind)
+                    _add_cue(cues[i], item.kind)
                     passed_finding = True
         return cues
 
-    def _places(self, items: list[_Item], findings: list[int], tokens: list[str]) -> dict[int, list[str]]:
+    def _places(self, items: list[_Item], findings: list[int], links: _LinkWords) -> dict[int, list[str]]:
         """Anatomies of each finding, shared between coordinated findings where a predicate or phrase places both."""
         located: dict[int, list[str]] = {}
         shareable: dict[int, bool] = {}  # placed by a predicate or a following phrase, not by a pre-modifier
+        placed = None  # the last finding with a place so far
         for f in findings:
-            located[f], shareable[f] = self._anatomy(items, f, findings, located, tokens)
+            located[f], shareable[f] = self._anatomy(items, f, placed, located, links)
+            if located[f]:
+                placed = f
         pairs = list(zip(findings, findings[1:]))
         for a, b in pairs:  # "the aorta is tortuous and calcified"
             between = {items[i].kind for i in range(a + 1, b)}
@@ -350,8 +431,9 @@ class ReportExtractor:
             words.pop(0)
         return words
 
-    def _anatomy(self, items, f, findings, located, tokens) -> tuple[list[str], bool]:
-        """The anatomies of finding ``f`` and whether they came from a predicate or following phrase."""
+    def _anatomy(self, items, f, placed, located, links) -> tuple[list[str], bool]:
+        """The anatomies of finding ``f`` and whether they came from a predicate or following phrase; ``placed`` is
+        the last finding before ``f`` with a place (or None)."""
         default = "pleural" if items[f].payload in ("effusion", "fluid") else "lung"
         before = self._run(items, f - 1, -1)  # "left lower lobe [airspace] consolidation"
         words = list(before)
@@ -379,17 +461,16 @@ class ReportExtractor:
         anatomies = lx.resolve_anatomy(words, default)
         if anatomies:
             return anatomies, bool(lx.resolve_anatomy(words[len(before) :], default))
-        earlier = [p for p in findings if p < f and located.get(p)]
-        if earlier:  # "blunting of the left costophrenic angle consistent with effusion"
-            p = earlier[-1]
-            if lx.LINK_WORDS.intersection(tokens[items[p].end : items[f].start]):
-                return list(located[p]), False
+        if placed is not None and links.between(items[placed].end, items[f].start):
+            return list(located[placed]), False  # "blunting of the left costophrenic angle consistent with effusion"
         return [], False
 
 
 @lru_cache(maxsize=8)
-def _extractor(uncertain: str, likely_is_positive: bool, sections: tuple[str, ...]) -> ReportExtractor:
-    return ReportExtractor(uncertain, likely_is_positive, sections)
+def _extractor(
+    uncertain: str, likely_is_positive: bool, sections: tuple[str, ...], max_chars: int | None
+) -> ReportExtractor:
+    return ReportExtractor(uncertain, likely_is_positive, sections, max_chars)
 
 
 def extract_triplets(
@@ -397,6 +478,7 @@ def extract_triplets(
     uncertain: str = "ignore",
     likely_is_positive: bool = True,
     sections: tuple[str, ...] = PREFERRED_SECTIONS,
+    max_chars: int | None = MAX_REPORT_CHARS,
 ) -> list[tuple[str, str, int]]:
     """Report text -> ``[(anatomy, pathology, 1|0), ...]``; see ``ReportExtractor`` for the options."""
-    return _extractor(uncertain, likely_is_positive, tuple(sections))(text)
+    return _extractor(uncertain, likely_is_positive, tuple(sections), max_chars)(text)

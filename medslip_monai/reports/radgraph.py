@@ -16,6 +16,9 @@ with no relation at all is ``unspecified``; an observation whose only relations 
 is a modifier and is dropped. ``OBS-DP`` -> 1, ``OBS-DA`` -> 0, ``OBS-U`` -> the uncertainty policy. Observation
 words are grouped into the 75 pathologies by the extractor's lexicon (rare abnormal ones -> ``tail_abnorm_obs``,
 size/change words -> ``excluded_obs``) and anatomy words resolved by ``resolve_anatomy`` (unresolved -> ``other``).
+
+Time is linear in the annotation (the heads of ``modify`` chains are found in one pass), a file is read up to
+``MAX_RADGRAPH_BYTES``, and a malformed report annotation is a problem naming its key.
 """
 
 from __future__ import annotations
@@ -24,11 +27,17 @@ import json
 import os
 from pathlib import Path
 
+from medslip_monai.reports.corpora import Problem
 from medslip_monai.reports.extract import UNCERTAIN_POLICIES
 from medslip_monai.reports.lexicon import observation_to_pathology, resolve_anatomy, tokenize
 from medslip_monai.vocab import anatomy_index, pathology_index
 
-__all__ = ["radgraph_triplets", "load_radgraph", "radgraph_study_key"]
+__all__ = ["radgraph_triplets", "load_radgraph", "radgraph_study_key", "MAX_RADGRAPH_BYTES"]
+
+#: Bytes of a RadGraph JSON file, which is parsed whole (the standard library has no streaming JSON parser).
+MAX_RADGRAPH_BYTES = 4 * 2**30
+#: Errors of a report annotation of the wrong shape.
+_MALFORMED = (KeyError, TypeError, AttributeError, ValueError, IndexError)
 
 _STATUS = {
     "OBS-DP": "present",
@@ -50,19 +59,44 @@ def _entities(annotation: dict) -> dict:
     raise KeyError("annotation has neither 'entities' nor 'labeler_*' graphs")
 
 
-def _root(entity_id: str, entities: dict) -> str:
-    """Follow ``modify`` relations between anatomy entities to the head anatomy ("left" -> "lobe")."""
-    seen = {entity_id}
-    while True:
-        targets = [
-            t
-            for rel, t in entities[entity_id].get("relations", []) or []
-            if rel == "modify" and t in entities and entities[t]["label"] in _ANATOMY_LABELS
-        ]
-        if not targets or targets[0] in seen:
-            return entity_id
-        entity_id = targets[0]
-        seen.add(entity_id)
+def _roots(entities: dict) -> dict[str, str]:
+    """The head anatomy of every anatomy entity: ``modify`` relations between anatomy entities followed ("left" ->
+    "lobe") to one without any, or, in a cycle, to the entity before the first one met again. One pass over the
+    chains (following each chain from each entity costs quadratic time on long ones)."""
+    step: dict[str, str | None] = {}  # the first anatomy an anatomy entity modifies
+    for key, entity in entities.items():
+        if entity.get("label") in _ANATOMY_LABELS:
+            targets = [
+                t
+                for rel, t in entity.get("relations", []) or []
+                if rel == "modify" and t in entities and entities[t]["label"] in _ANATOMY_LABELS
+            ]
+            step[key] = targets[0] if targets else None
+    roots: dict[str, str] = {}
+    for start in step:
+        path: list[str] = []
+        index: dict[str, int] = {}
+        node = start
+        while True:
+            if node in roots:  # a chain met before: the same head
+                root = roots[node]
+                break
+            if node in index:  # a cycle: each of its entities ends at the one before it, the chain into it too
+                cycle = path[index[node] :]
+                for i, entity_id in enumerate(cycle):
+                    roots[entity_id] = cycle[i - 1]
+                root = cycle[-1]
+                path = path[: index[node]]
+                break
+            index[node] = len(path)
+            path.append(node)
+            if step[node] is None:
+                root = node
+                break
+            node = step[node]
+        for entity_id in path:
+            roots[entity_id] = root
+    return roots
 
 
 def radgraph_triplets(annotation: dict, uncertain: str = "ignore") -> list[tuple[str, str, int]]:
@@ -70,10 +104,11 @@ def radgraph_triplets(annotation: dict, uncertain: str = "ignore") -> list[tuple
     if uncertain not in UNCERTAIN_POLICIES:
         raise ValueError(f"uncertain={uncertain!r}; expected one of {UNCERTAIN_POLICIES}")
     entities = _entities(annotation)
+    roots = _roots(entities)
     anatomy_words: dict[str, list[str]] = {}
     for key, entity in entities.items():
         if entity.get("label") in _ANATOMY_LABELS:
-            anatomy_words.setdefault(_root(key, entities), []).extend(tokenize(entity.get("tokens", "")))
+            anatomy_words.setdefault(roots[key], []).extend(tokenize(entity.get("tokens", "")))
     places = {root: resolve_anatomy(words) or ["other"] for root, words in anatomy_words.items()}
     values: dict[tuple[str, str], int] = {}
     for entity in entities.values():
@@ -89,7 +124,7 @@ def radgraph_triplets(annotation: dict, uncertain: str = "ignore") -> list[tuple
         relations = [(rel, target) for rel, target in entity.get("relations", []) or [] if target in entities]
         located = [t for rel, t in relations if rel == "located_at" and entities[t]["label"] in _ANATOMY_LABELS]
         if located:
-            anatomies = [name for t in located for name in places[_root(t, entities)]]
+            anatomies = [name for t in located for name in places[roots[t]]]
         elif not relations:
             anatomies = ["unspecified"]
         else:
@@ -109,18 +144,32 @@ def radgraph_study_key(key: str) -> tuple[str, str]:
     return parts[-2][1:], parts[-1][1:]
 
 
-def load_radgraph(path: str | os.PathLike, uncertain: str = "ignore") -> dict[str, list[tuple[str, str, int]]]:
-    """Triplets of every report in a RadGraph JSON file, keyed as in the file; bad entries raise naming the key."""
+def load_radgraph(
+    path: str | os.PathLike, uncertain: str = "ignore", problems: list[Problem] | None = None
+) -> dict[str, list[tuple[str, str, int]]]:
+    """Triplets of every report in a RadGraph JSON file, keyed as in the file. A malformed report annotation
+    raises ``ValueError`` naming the key, or, given a ``problems`` list, is appended to it (as ``file!key``) and
+    left out. ``ValueError`` for a file that cannot be read, is larger than ``MAX_RADGRAPH_BYTES`` or is not an
+    object keyed by report."""
+    if uncertain not in UNCERTAIN_POLICIES:
+        raise ValueError(f"uncertain={uncertain!r}; expected one of {UNCERTAIN_POLICIES}")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"RadGraph file {path}: cannot read JSON ({e})") from None
+        with open(path, "rb") as handle:
+            content = handle.read(MAX_RADGRAPH_BYTES + 1)
+        if len(content) > MAX_RADGRAPH_BYTES:
+            raise ValueError(f"larger than {MAX_RADGRAPH_BYTES:,} bytes")
+        data = json.loads(content.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"RadGraph file {path}: cannot read JSON ({type(e).__name__}: {e})") from None
     if not isinstance(data, dict):
         raise ValueError(f"RadGraph file {path}: expected an object keyed by report, got {type(data).__name__}")
     result = {}
     for key, annotation in data.items():
         try:
             result[key] = radgraph_triplets(annotation, uncertain)
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"RadGraph file {path}, report {key!r}: malformed annotation ({e!r})") from None
+        except _MALFORMED as e:
+            reason = f"malformed annotation ({e!r})"
+            if problems is None:
+                raise ValueError(f"RadGraph file {path}, report {key!r}: {reason}") from None
+            problems.append(Problem(f"{path}!{key}", reason))
     return result

@@ -16,8 +16,9 @@ python -m medslip_monai.data.synthetic --out DIR --num 2000 --seed 0
 from __future__ import annotations
 
 from medslip_monai.data.synthetic.cli import main
+from medslip_monai.errors import run_command
 
 __all__ = ["main"]
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

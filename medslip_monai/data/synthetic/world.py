@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from medslip_monai.cli import flag
 from medslip_monai.data.synthetic.cases import render_case
 from medslip_monai.data.synthetic.findings import FINDINGS
 
@@ -192,7 +193,7 @@ def prepare_world(out: str | os.PathLike, settings: Mapping) -> str | None:
     ``multi_gpu_train.json``. Returns ``out``, or None when skipped.
     """
     parameters = dict(settings)
-    if not parameters.pop("generate", True):
+    if not flag(parameters.pop("generate", True), "synthetic#generate"):
         return None
     if int(os.environ.get("RANK", "0")) == 0:
         ensure_world(out, **parameters)

@@ -235,6 +235,8 @@ def model_settings(model_file: str | os.PathLike) -> dict[str, Any]:
         "pooling": "auto",
         "max_length": 128,
         "findings": None,
+        "token_stride": 16,
+        "positional_encoding": "none",
     }
     record_file = model_file.with_suffix(".json")
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
@@ -242,6 +244,8 @@ def model_settings(model_file: str | os.PathLike) -> dict[str, Any]:
     settings["image_size"] = int(config.get("image_size", network.get("image_size", settings["image_size"])))
     settings["text_encoder"] = text.get("path", config.get("text_encoder", settings["text_encoder"]))
     settings["findings"] = config.get("findings")
+    for key in ("token_stride", "positional_encoding"):
+        settings[key] = config.get(key, network.get(key, settings[key]))
     for key in ("icl_scale", "protocl_scale"):
         settings[key] = network.get(key, settings[key])
     for key in ("pooling", "max_length"):

@@ -32,7 +32,7 @@ from monai.metrics import compute_roc_auc
 from monai.utils import evenly_divisible_all_gather, look_up_option
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
-from medslip_monai.grounding import heat_maps
+from medslip_monai.grounding import heat_maps, token_of_pixels, upsample_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ __all__ = [
     "region_scores",
 ]
 
-POINTING_MODES = ("patch", "pixel")
+POINTING_MODES = ("patch", "centred", "pixel")
 #: Heat-map thresholds tried on validation for each finding's grounding region.
 THRESHOLD_CANDIDATES = tuple(float(t) for t in np.round(np.linspace(0.05, 0.95, 19), 2))
 
@@ -63,8 +63,10 @@ def pointing_hits(maps: torch.Tensor, masks: torch.Tensor, mode: str = "patch") 
         masks: ground-truth masks ``[B, N, H, W]`` (H, W multiples of h, w in ``"patch"`` mode).
         mode: ``"patch"`` (the released MeDSLIP/MedKLIP rule: the map is upsampled by nearest-neighbour repetition
             and a hit is any maximal pixel inside the region, i.e. the patch of any token holding the maximum
-            touches the region; ties included) or ``"pixel"`` (stricter: the first peak of the bilinearly upsampled
-            map lies inside the region).
+            touches the region; ties included), ``"centred"`` (the same with each token's patch centred where its
+            receptive field is, see :mod:`medslip_monai.grounding`: the released patches sit half a token down and
+            right of what the tokens see) or ``"pixel"`` (stricter: the first peak of the map upsampled with
+            :func:`~medslip_monai.grounding.upsample_tokens` lies inside the region).
 
     Returns:
         ``hits [B, N]`` and ``valid [B, N]`` (the mask is not empty).
@@ -72,12 +74,18 @@ def pointing_hits(maps: torch.Tensor, masks: torch.Tensor, mode: str = "patch") 
     mode = look_up_option(mode, POINTING_MODES)
     inside = masks.float() > 0.5
     valid = inside.flatten(2).any(-1)
-    if mode == "patch":
-        touched = F.adaptive_max_pool2d(inside.float(), maps.shape[-2:]) > 0.5  # per token: its patch meets the region
+    if mode in ("patch", "centred"):
+        h, w = maps.shape[-2:]
+        if mode == "patch":  # per token: its patch meets the region
+            touched = F.adaptive_max_pool2d(inside.float(), (h, w)) > 0.5
+        else:
+            rows = F.one_hot(token_of_pixels(masks.shape[-2], h), h).to(masks.device, torch.float32)  # [H, h]
+            columns = F.one_hot(token_of_pixels(masks.shape[-1], w), w).to(masks.device, torch.float32)  # [W, w]
+            touched = rows.T @ inside.float() @ columns > 0
         flat = maps.float().flatten(2)
         peaks = flat == flat.amax(-1, keepdim=True)
         return (peaks & touched.flatten(2)).any(-1), valid
-    upsampled = F.interpolate(maps.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)
+    upsampled = upsample_tokens(maps.float(), masks.shape[-2:])
     peak = upsampled.flatten(2).argmax(-1, keepdim=True)
     return inside.flatten(2).gather(-1, peak).squeeze(-1), valid
 
@@ -144,7 +152,7 @@ class PointingGame(Metric):
 
     Args:
         class_names: the findings, in output order.
-        mode: ``"patch"`` (released rule) or ``"pixel"`` (strict), see :func:`pointing_hits`.
+        mode: ``"patch"`` (released rule), ``"centred"`` or ``"pixel"`` (strict), see :func:`pointing_hits`.
         prefix: name of the metric in the result keys. Defaults to ``"pointing_game"``.
     """
 
@@ -306,7 +314,11 @@ def grounding_metrics(
     maps, truth, index = test
     heat = heat_maps(maps, truth.shape[-2:], heatmap)
     per_item = region_scores(heat, truth, torch.tensor(thresholds, dtype=heat.dtype)[index][:, None, None])
-    for mode, name in (("patch", "pointing_game"), ("pixel", "pointing_game_strict")):
+    for mode, name in (
+        ("patch", "pointing_game"),
+        ("centred", "pointing_game_centred"),
+        ("pixel", "pointing_game_strict"),
+    ):
         hits, _ = pointing_hits(maps[:, None], truth[:, None], mode=mode)
         per_item[name] = hits[:, 0].double()
     result: dict[str, Any] = {"heatmap": heatmap}

@@ -17,7 +17,7 @@ Prints, from one run:
     so that the peak belongs to that batch size alone;
   * inference images/s of the deployed network (``MeDSLIPPredictor.forward``: 75 finding probabilities) beside the
     trunk-only forward of the same batch, interleaved, and their ratio; and of ``predict`` (adds grounding maps
-    and the anatomy stream for locations).
+    and locations).
 
     python scripts/bench.py                      # all of the above
     python scripts/bench.py --no-training        # inference only (batch 16)
@@ -61,10 +61,10 @@ def make_batch(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, dict
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed)), targets
 
 
-def build(backbone: str, text_dim: int) -> tuple[MeDSLIP, MeDSLIPLoss, torch.optim.Optimizer]:
+def build(backbone: str, text_dim: int, token_stride: int = 16) -> tuple[MeDSLIP, MeDSLIPLoss, torch.optim.Optimizer]:
     torch.manual_seed(0)
     books = EntityBooks(torch.randn(len(PATHOLOGIES), text_dim), torch.randn(len(ANATOMIES), text_dim))
-    network = MeDSLIP(books, backbone=backbone).train()
+    network = MeDSLIP(books, backbone=backbone, token_stride=token_stride).train()
     optimizer = torch.optim.AdamW(weight_decay_groups(network, 0.02), lr=1e-4, fused=True)  # as train.json
     return network, MeDSLIPLoss(), optimizer
 
@@ -87,7 +87,7 @@ def timed(fn) -> float:
 
 
 def ratio_benchmark(args) -> dict:
-    network, loss_fn, optimizer = build(args.backbone, args.text_dim)
+    network, loss_fn, optimizer = build(args.backbone, args.text_dim, args.token_stride)
     image, targets = make_batch(args.batch, args.image_size)
     for _ in range(args.warmup):
         trunk_step(network, image)
@@ -107,7 +107,7 @@ def ratio_benchmark(args) -> dict:
 
 
 def throughput_child(args) -> dict:
-    network, loss_fn, optimizer = build(args.backbone, args.text_dim)
+    network, loss_fn, optimizer = build(args.backbone, args.text_dim, args.token_stride)
     image, targets = make_batch(args.batch, args.image_size)
     for _ in range(args.warmup):
         full_step(network, loss_fn, optimizer, image, targets)
@@ -123,7 +123,7 @@ def throughput_child(args) -> dict:
 def inference_benchmark(args) -> dict:
     torch.manual_seed(0)
     books = EntityBooks(torch.randn(len(PATHOLOGIES), args.text_dim), torch.randn(len(ANATOMIES), args.text_dim))
-    network = MeDSLIPPredictor(books=books, backbone=args.backbone).eval()
+    network = MeDSLIPPredictor(books=books, backbone=args.backbone, token_stride=args.token_stride).eval()
     image = torch.randn(args.inference_batch, 3, args.image_size, args.image_size)
     trunk, full, predict = [], [], []
     with torch.inference_mode():
@@ -148,6 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--token-stride", type=int, default=16, choices=(16, 8), help="the trunk's token stride")
     parser.add_argument("--text-dim", type=int, default=768, help="query text width (768 = Bio_ClinicalBERT)")
     parser.add_argument("--batch", type=int, default=8, help="batch of the ratio benchmark")
     parser.add_argument("--throughput-batches", type=int, nargs="*", default=[8, 32])
@@ -170,7 +171,8 @@ def main() -> None:
         return
 
     header = (
-        f"{args.backbone}, {args.image_size} px, text width {args.text_dim}, {torch.get_num_threads()} threads, "
+        f"{args.backbone}, {args.image_size} px, token stride {args.token_stride}, text width {args.text_dim}, "
+        f"{torch.get_num_threads()} threads, "
         f"allocator {'tuned' if tuned else 'default'}"
     )
     ratio, rows, inference = None, [], None
@@ -221,6 +223,8 @@ def training_benchmarks(args, header: str) -> tuple[dict, list[dict]]:
             args.backbone,
             "--image-size",
             str(args.image_size),
+            "--token-stride",
+            str(args.token_stride),
             "--text-dim",
             str(args.text_dim),
             "--warmup",

@@ -81,9 +81,10 @@ def test_findings_model_is_the_bundle_predictor_with_heat_maps_at_the_image_size
     expected = reference.predict(prepared["image"][None].as_tensor())
     torch.testing.assert_close(output["probabilities"], expected.probabilities[0])
     torch.testing.assert_close(output["heat"], heat_maps(expected.maps[0], (96, 96)))
+    torch.testing.assert_close(output["locations"], expected.locations[0])
     assert output["heat"].shape == (len(CLASSES), 96, 96)
     scores_only = model(prepared["image"], heat=False)
-    assert set(scores_only) == {"probabilities"}
+    assert set(scores_only) == {"probabilities", "locations"}
     torch.testing.assert_close(scores_only["probabilities"], output["probabilities"])
 
 

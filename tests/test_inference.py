@@ -91,8 +91,9 @@ def test_new_findings_change_nothing_else_and_a_copied_entity_scores_like_it(wei
         MeDSLIPPredictor(text_dim=384, backbone="resnet10", new_findings=torch.zeros(2, 768))
 
 
-def test_predictor_scripts_to_torchscript_with_equal_outputs(weights):
-    network = _predictor(weights, new_findings=torch.randn(1, 384))
+@pytest.mark.parametrize("options", [{}, {"token_stride": 8, "positional_encoding": "sine"}])
+def test_predictor_scripts_to_torchscript_with_equal_outputs(weights, options):
+    network = _predictor(weights, new_findings=torch.randn(1, 384), **options)
     scripted = torch.jit.script(network)
     image = torch.randn(2, 3, 96, 80)
     with torch.no_grad():

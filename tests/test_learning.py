@@ -27,7 +27,7 @@ from monai.metrics import compute_roc_auc
 
 from medslip_monai.data import load_datalist
 from medslip_monai.data.synthetic import FINDINGS
-from medslip_monai.vocab import NON_LOCATIONS
+from medslip_monai.vocab import ANATOMY_SIDES, NON_LOCATIONS
 from tests.conftest import BUNDLE, run_config
 
 pytestmark = pytest.mark.slow
@@ -42,9 +42,11 @@ PARAPHRASES = {
     "cardiomegaly": "The heart is enlarged; the cardiac silhouette is wider than half of the chest.",
 }
 MIN_PARAPHRASE_AUC = 0.85  # measured 0.97 to 1.00 (world v4: 0.999, 0.966, 0.991)
-#: Top ICL location among the places the report states, per (image, finding); chance 0.02, measured 0.31 (world v4)
-#: and 0.39 (v3). It measures learned finding-anatomy association: laterality is not resolved (docs/inference.md).
-MIN_LOCATION_ACCURACY = 0.20
+#: The locations output on the test images (200): its top place is one the report states, and among findings stated
+#: on one side, its places on that side outweigh those on the other. Chance: 0.02 and 0.5. Measured (world v4, three
+#: seeds of this recipe): see MIN_* below and the bundle card.
+MIN_LOCATION_TOP1 = 0.55
+MIN_LOCATION_SIDE = 0.62
 SEGMENTATION_STEPS = 150
 MIN_SEGMENTATION_DICE = 0.25  # 10% of the labels, 150 steps: measured 0.35 (0.11 after 30 steps)
 
@@ -117,16 +119,27 @@ def test_findings_described_in_new_words_classify(inference):
     assert min(aucs.values()) >= MIN_PARAPHRASE_AUC
 
 
-def test_locations_name_the_anatomy_the_reports_state(inference):
-    hits = total = 0
+def test_locations_name_the_place_and_the_side_the_reports_state(inference):
+    top1 = sides = pairs = one_sided = 0
     for item, row in zip(*inference):
         for pathology in FINDINGS:
             stated = {a for a, p, v in item["triplets"] if p == pathology and v == 1 and a not in NON_LOCATIONS}
-            if stated:
-                hits += row["where"][pathology][0][0] in stated
-                total += 1
-    print({"location_top1": hits / total})
-    assert hits / total >= MIN_LOCATION_ACCURACY
+            if not stated:
+                continue
+            places = row["where"][pathology]
+            pairs += 1
+            top1 += bool(places) and places[0][0] in stated
+            side = {ANATOMY_SIDES[name] for name in stated} - {None}
+            if len(side) == 1:
+                one_sided += 1
+                weight = {"left": 0.0, "right": 0.0, None: 0.0}  # of the places listed (the top three)
+                for place, share in places:
+                    weight[ANATOMY_SIDES[place]] += share
+                stated_side = side.pop()
+                sides += weight[stated_side] > weight["left" if stated_side == "right" else "right"]
+    print({"location_top1": top1 / pairs, "location_side": sides / one_sided, "pairs": pairs, "one_sided": one_sided})
+    assert top1 / pairs >= MIN_LOCATION_TOP1
+    assert sides / one_sided >= MIN_LOCATION_SIDE
 
 
 @pytest.fixture(scope="module")

@@ -105,12 +105,13 @@ def _items(maps: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch
 
 @pytest.fixture(scope="module")
 def regions():
-    """20 items with a 16-pixel square region and a map peaking on it."""
+    """20 items with a 16-pixel square region and a map peaking on the tokens centred on it (token (i, j) looks at
+    pixel (8 i, 8 j), see ``grounding.upsample_tokens``)."""
     truth = torch.zeros(20, 64, 64)
     maps = torch.rand(20, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.1
     for n in range(20):
-        r, c = n % 6, (n * 5) % 6
-        truth[n, 8 * r : 8 * r + 16, 8 * c : 8 * c + 16] = 1
+        r, c = 1 + n % 6, 1 + (n * 5) % 6
+        truth[n, 8 * r - 4 : 8 * r + 12, 8 * c - 4 : 8 * c + 12] = 1
         maps[n, r : r + 2, c : c + 2] = 1.0
     return maps, truth
 

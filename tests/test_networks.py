@@ -131,3 +131,37 @@ def test_channels_last_trunk_gives_the_same_features():
     with torch.no_grad():
         assert torch.allclose(plain(image), fast(image), atol=1e-5)
         assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(plain.stages(image), fast.stages(image)))
+
+
+@pytest.mark.parametrize("backbone", ["resnet10", "resnet50"])
+def test_stride_8_tokens_share_the_weights_of_stride_16(backbone):
+    """A 4x finer token grid from the same parameters: weights load strictly either way, predictions use the grid."""
+    coarse = MeDSLIP(books(), backbone=backbone).eval()
+    fine = MeDSLIP(books(), backbone=backbone, token_stride=8).eval()
+    fine.load_state_dict(coarse.state_dict())  # strict
+    assert fine.trunk(torch.zeros(1, 3, 64, 64)).shape[-2:] == (8, 8)
+    assert [s.shape[-1] for s in fine.trunk.stages(torch.zeros(1, 3, 64, 64))] == [32, 16, 8, 8]
+    assert fine.predict(torch.randn(1, 3, 64, 64)).maps.shape == (1, 75, 8, 8)
+    with pytest.raises(ValueError):
+        MeDSLIP(books(), backbone=backbone, token_stride=4)
+
+
+def test_sine_positions_are_monais_and_reach_the_keys_only():
+    from monai.networks.blocks.pos_embed_utils import build_sincos_position_embedding
+
+    from medslip_monai.networks.medslip import sine_positions
+
+    with pytest.warns(UserWarning):  # MONAI calls torch.meshgrid without ``indexing``
+        expected = build_sincos_position_embedding([5, 7], 256, spatial_dims=2).data
+    assert torch.equal(sine_positions(5, 7, 256), expected)
+    plain = MeDSLIP(books(), backbone="resnet10").eval()
+    placed = MeDSLIP(books(), backbone="resnet10", positional_encoding="sine").eval()
+    placed.load_state_dict(plain.state_dict())  # no parameters of its own
+    image = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert not torch.allclose(placed(image)["pathology_logits"], plain(image)["pathology_logits"])
+        # shifting every key by the same code changes nothing: the codes act through their differences
+        layer = plain.pathology_decoder.layers[0]
+        queries, memory = torch.randn(1, 5, 256), torch.randn(2, 16, 256)
+        shift = torch.randn(1, 1, 256).expand(1, 16, 256)
+        torch.testing.assert_close(layer(queries, memory, memory_position=shift)[0], layer(queries, memory)[0])

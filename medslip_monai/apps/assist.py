@@ -128,8 +128,9 @@ def read_thresholds(
 class FindingsModel:
     """Zero-shot MeDSLIP from a bundle: ``transforms`` read and prepare an image file (``{"image": path}``; the
     bundle's preprocessing), and a call on a prepared image ``[3, s, s]`` runs the bundle's inferer
-    (``network.predict``) and gives the ``classes``' probabilities ``[K]`` and (unless ``heat=False``) heat maps
-    ``[K, H, W]`` in [0, 1] at the loaded image's size.
+    (``network.predict``) and gives the ``classes``' probabilities ``[K]``, locations ``[K, 51]``
+    (:func:`~medslip_monai.locations.place_distribution`) and (unless ``heat=False``) heat maps ``[K, H, W]`` in
+    [0, 1] at the loaded image's size, in its displayed layout (see ``follow_display``).
 
     Args:
         bundle_root: the bundle folder (``configs/inference.json`` is used).
@@ -156,7 +157,7 @@ class FindingsModel:
     def __call__(self, image: torch.Tensor, heat: bool = True) -> dict[str, torch.Tensor]:
         batch = torch.as_tensor(image).float()[None].to(self.device)
         prediction = self.inferer(batch, self.network).detach_cpu()
-        result = {"probabilities": prediction.probabilities[0]}
+        result = {"probabilities": prediction.probabilities[0], "locations": prediction.locations[0]}
         if heat:
             result["heat"] = heat_maps(prediction.maps[0], original_size(image))
         return result

@@ -32,6 +32,8 @@ from pydicom.uid import generate_uid
 
 from medslip_monai.apps.assist import EVALUATION_CONFIGS, FindingsModel, bundle_config, read_thresholds
 from medslip_monai.data import LoadXRayd
+from medslip_monai.data.readers import displayed_orientation
+from medslip_monai.locations import places_text, top_places
 from medslip_monai.reporting import write_json
 from medslip_monai.visualize import heat_overlay
 
@@ -103,6 +105,9 @@ class MeDSLIPFindingsOperator(Operator):
             {"finding": name, "probability": round(p, 4), "threshold": round(t, 4), "present": bool(yes)}
             for name, p, t, yes in zip(self.classes, probabilities, self.thresholds["classification"], present)
         ]
+        for finding, locations in zip(findings, output["locations"]):
+            if finding["present"]:
+                finding["where"] = top_places(locations)
         report = {
             "study_instance_uid": str(dataset.get("StudyInstanceUID", "")),
             "series_instance_uid": str(dataset.get("SeriesInstanceUID", "")),
@@ -114,7 +119,7 @@ class MeDSLIPFindingsOperator(Operator):
         write_json(self.output_folder / "findings.json", report)
         lines = [
             f"{f['finding']}: {'present' if f['present'] else 'absent'} (probability {f['probability']:.3f}, "
-            f"threshold {f['threshold']:.3f})"
+            f"threshold {f['threshold']:.3f})" + (f"; where: {places_text(f['where'])}" if f["present"] else "")
             for f in findings
         ]
         text = "MeDSLIP zero-shot findings (research use only, not for diagnosis)\n" + "\n".join(lines)
@@ -127,6 +132,7 @@ class MeDSLIPFindingsOperator(Operator):
                 "image": image,
                 "heat": output["heat"][order],
                 "names": [self.classes[k] for k in order],
+                "where": [places_text(findings[k]["where"]) for k in order],
             },
             "grounding",
         )
@@ -160,14 +166,16 @@ class GroundingSecondaryCaptureWriterOperator(Operator):
     def compute(self, op_input, op_output, context) -> None:
         grounding = op_input.receive("grounding")
         dataset, series_uid = grounding["dataset"], generate_uid()
-        orientation = tuple(dataset.get("PatientOrientation") or ())
+        orientation = tuple(str(v) for v in dataset.get("PatientOrientation") or ())
         if len(orientation) != 2:
             logging.getLogger(__name__).warning(
                 "no PatientOrientation in the source: the captures say L\\F (a PA view)"
             )
             orientation = ("L", "F")
+        orientation = displayed_orientation(orientation)  # the overlays are drawn on the image as displayed
         self.output_folder.mkdir(parents=True, exist_ok=True)
-        for k, (name, heat) in enumerate(zip(grounding["names"][: self.max_findings], grounding["heat"])):
+        shown = zip(grounding["names"][: self.max_findings], grounding["heat"], grounding["where"])
+        for k, (name, heat, where) in enumerate(shown):
             overlay = heat_overlay(grounding["image"], heat)
             pixels = (overlay.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
             capture = highdicom.sc.SCImage.from_ref_dataset(
@@ -184,5 +192,5 @@ class GroundingSecondaryCaptureWriterOperator(Operator):
                 patient_orientation=orientation,
                 series_description="MeDSLIP grounding (research use only)",
             )
-            capture.ImageComments = f"MeDSLIP zero-shot grounding heat map: {name}"
+            capture.ImageComments = f"MeDSLIP zero-shot grounding heat map: {name}; where: {where}"
             capture.save_as(self.output_folder / f"grounding_{k + 1}_{name}.dcm")

@@ -54,6 +54,8 @@ from medslip_monai.apps.assist import (
     label_values,
     read_thresholds,
 )
+from medslip_monai.data.readers import follow_display
+from medslip_monai.locations import places_text, top_places
 
 __all__ = ["FindingsInferTask", "GroundingInferTask", "SegmentationInferTask", "SegmentationTrainTask"]
 
@@ -119,7 +121,8 @@ class _MeDSLIPInferTask(BasicInferTask):
 
 class FindingsInferTask(_MeDSLIPInferTask):
     """Zero-shot findings: ``{"prediction": [{"idx", "label", "score"}, ...]}`` plus each class's threshold and
-    whether it is called present.
+    whether it is called present; a present finding also gets ``where`` (its three most likely places with their
+    shares, empty when its map points nowhere) and ``location`` (the same as text).
 
     Args:
         bundle_root: the bundle folder.
@@ -154,16 +157,21 @@ class FindingsInferTask(_MeDSLIPInferTask):
 
     def run_inferer(self, data: dict[str, Any], convert_to_batch=True, device="cuda") -> dict[str, Any]:
         output = self.model(str(device))(data["image"], heat=self.heat)
-        data["probabilities"], data["heat"] = output["probabilities"], output.get("heat")
+        data["probabilities"], data["locations"] = output["probabilities"], output["locations"]
+        if self.heat:
+            data["heat"] = follow_display(output["heat"], data["image"])  # back to the stored image's layout
         return data
 
     def writer(self, data: dict[str, Any], extension=None, dtype=None) -> tuple[Any, Any]:
-        rows = [
-            {"idx": k, "label": name, "score": float(p), "threshold": t, "present": bool(p >= t)}
-            for k, (name, p, t) in enumerate(
-                zip(self.classes, data["probabilities"].tolist(), self.thresholds["classification"])
-            )
-        ]
+        rows = []
+        for k, (name, p, t) in enumerate(
+            zip(self.classes, data["probabilities"].tolist(), self.thresholds["classification"])
+        ):
+            row = {"idx": k, "label": name, "score": float(p), "threshold": t, "present": bool(p >= t)}
+            if row["present"]:
+                row["where"] = top_places(data["locations"][k])
+                row["location"] = places_text(row["where"])
+            rows.append(row)
         return None, {"prediction": rows}
 
 
@@ -220,7 +228,7 @@ class SegmentationInferTask(_MeDSLIPInferTask):
         return SegmentationModel(self.bundle_root, self.get_path(), self.pretrained_model, self.classes, device)
 
     def run_inferer(self, data: dict[str, Any], convert_to_batch=True, device="cuda") -> dict[str, Any]:
-        probabilities = self.model(str(device))(data["image"])
+        probabilities = follow_display(self.model(str(device))(data["image"]), data["image"])  # the stored layout
         data["pred"] = label_map(probabilities, self.threshold)
         data["result"] = {"pixels": {name: int((data["pred"] == k + 1).sum()) for k, name in enumerate(self.classes)}}
         return data

@@ -48,6 +48,10 @@ __all__ = [
     "LoadLabelMapD",
     "LoadLabelMapDict",
     "is_dicom_file",
+    "DISPLAY_FLIPS",
+    "orientation_flips",
+    "displayed_orientation",
+    "follow_display",
     "list_images",
     "IMAGE_SUFFIXES",
 ]
@@ -313,6 +317,48 @@ def list_images(path: str | os.PathLike, recursive: bool = True) -> list[dict[st
     return [{"image": str(p), "path": str(p)} for p in files]
 
 
+#: Meta key of a loaded radiograph: ``[flip_rows, flip_columns]``, the flips that turned the stored pixels into the
+#: displayed (radiological) layout (``XRayDicomReader``); absent or all false where the two are the same.
+DISPLAY_FLIPS = "display_flips"
+_OPPOSITE = str.maketrans("RLAPHF", "LRPAFH")
+
+
+def orientation_flips(orientation: Sequence[str]) -> tuple[bool, bool]:
+    """DICOM ``PatientOrientation`` (the patient directions of the rows and of the columns, e.g. ``["L", "F"]``) ->
+    ``(flip_rows, flip_columns)`` that bring the image to the radiological display of a frontal chest film: the
+    patient's right on the image's left (rows run towards the patient's left, "L") and the head at the top (columns
+    run towards the feet, "F"). A row direction starting with "R" mirrors the columns; a column direction starting
+    with "H" turns the rows upside down. Other values (a lateral view's "A"/"P", missing or malformed values) flip
+    nothing."""
+    values = [str(v).strip().upper() for v in orientation]
+    if len(values) != 2:
+        return False, False
+    return values[1].startswith("H"), values[0].startswith("R")
+
+
+def displayed_orientation(orientation: Sequence[str]) -> tuple[str, str]:
+    """The ``PatientOrientation`` of the image once :func:`orientation_flips` is applied (e.g. ``R\\H`` -> ``L\\F``).
+    A value whose axis was flipped names the opposite directions."""
+    rows, columns = (str(v).strip().upper() for v in orientation)
+    flip_rows, flip_columns = orientation_flips(orientation)
+    return (rows.translate(_OPPOSITE) if flip_columns else rows), (
+        columns.translate(_OPPOSITE) if flip_rows else columns
+    )
+
+
+def follow_display(array: Any, reference: Any) -> Any:
+    """Apply ``reference``'s display flips (its ``DISPLAY_FLIPS`` meta, see :func:`orientation_flips`) to ``array``
+    ``[..., H, W]``: a mask or label map stored in the layout of the stored image comes to the displayed one, and
+    (the flips undo themselves) a map of the displayed image goes back to the stored layout."""
+    flips = getattr(reference, "meta", {}).get(DISPLAY_FLIPS)
+    if flips is None:
+        return array
+    axes = [axis for axis, flip in zip((-2, -1), np.asarray(flips).reshape(-1)[-2:]) if flip]
+    if not axes:
+        return array
+    return torch.flip(array, axes) if isinstance(array, torch.Tensor) else np.flip(array, axes).copy()
+
+
 class XRayDicomReader(ImageReader):
     """Read a single-frame DICOM radiograph with pydicom and render it the way a viewer shows it.
 
@@ -320,17 +366,22 @@ class XRayDicomReader(ImageReader):
     JPEG and JPEG 2000 through Pillow, JPEG-LS with pylibjpeg); the modality LUT (rescale slope and intercept); the
     VOI LUT (a VOI LUT sequence, else the first window centre and width, honouring ``VOILUTFunction``) when
     ``apply_voi`` is on; and inversion of MONOCHROME1 (and of MONOCHROME2 with an INVERSE presentation LUT) so
-    that air is dark and bone bright. The result is float32, ``[H, W]`` (or ``[H, W, 3]`` for colour).
+    that air is dark and bone bright. The result is float32, ``[H, W]`` (or ``[H, W, 3]`` for colour). With
+    ``orient`` the pixels are flipped to the radiological display that ``PatientOrientation`` calls for
+    (:func:`orientation_flips`): the patient's right on the image's left, the head at the top; the flips applied are
+    in the meta (``DISPLAY_FLIPS``) with the stored ``patient_orientation``.
 
     Raises ``ValueError`` naming the file for a file without pixel data or a multi-frame volume.
 
     Args:
         apply_voi: apply the stored VOI LUT or window. Defaults to True.
+        orient: honour ``PatientOrientation``. Defaults to True.
     """
 
-    def __init__(self, apply_voi: bool = True) -> None:
+    def __init__(self, apply_voi: bool = True, orient: bool = True) -> None:
         super().__init__()
         self.apply_voi = apply_voi
+        self.orient = orient
 
     def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
         names = [Path(f) for f in ensure_tuple(filename)]
@@ -372,6 +423,11 @@ class XRayDicomReader(ImageReader):
                 pixels = float(pixels.max()) + float(pixels.min()) - pixels
         else:
             pixels = pixels.astype(np.float32)  # pydicom returns RGB for RGB and YBR data
+        orientation = [str(v) for v in (img.get("PatientOrientation") or ())]
+        flips = orientation_flips(orientation) if self.orient else (False, False)
+        axes = [axis for axis, flip in enumerate(flips) if flip]
+        if axes:
+            pixels = np.ascontiguousarray(np.flip(pixels, axes))
         spatial = pixels.shape[:2]
         spacing = img.get("PixelSpacing") or img.get("ImagerPixelSpacing") or (1.0, 1.0)
         meta = {  # no affine: like PILReader's pictures, so that batches mixing formats collate
@@ -380,6 +436,8 @@ class XRayDicomReader(ImageReader):
             "pixel_spacing": np.asarray([float(spacing[0]), float(spacing[1])]),
             "photometric_interpretation": photometric,
             "modality": str(img.get("Modality", "")),
+            "patient_orientation": "\\".join(orientation),
+            DISPLAY_FLIPS: np.asarray(flips),
         }
         return pixels, meta
 
@@ -424,6 +482,8 @@ class LoadXRayd(MapTransform):
     Args:
         keys: keys holding file paths.
         apply_voi: apply DICOM VOI LUTs and windows, see :class:`XRayDicomReader`. Defaults to True.
+        orient: flip DICOM images to the display their ``PatientOrientation`` calls for, see
+            :class:`XRayDicomReader`. Defaults to True.
         min_size: smallest accepted side in pixels. Defaults to 32.
         max_pixels: largest accepted image in pixels. Defaults to 8192 x 8192.
     """
@@ -432,12 +492,13 @@ class LoadXRayd(MapTransform):
         self,
         keys: KeysCollection,
         apply_voi: bool = True,
+        orient: bool = True,
         min_size: int = 32,
         max_pixels: int = 8192 * 8192,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.dicom, self.nifti = XRayDicomReader(apply_voi), XRayNiftiReader()
+        self.dicom, self.nifti = XRayDicomReader(apply_voi, orient), XRayNiftiReader()
         self.picture = PILReader(converter=picture_policy, reverse_indexing=False, formats=PICTURE_FORMATS)
         self.loader = LoadImage(
             reader=[self.picture, self.nifti, self.dicom], image_only=True, ensure_channel_first=True, dtype=np.float32
@@ -519,13 +580,16 @@ class LoadXRayd(MapTransform):
 
 class LoadLabelMapd(LoadImaged):
     """Load masks and label maps (PNG) as stored: integer values kept, ``[1, H, W]`` float32, rows first like
-    :class:`LoadXRayd`'s pictures (MONAI ``PILReader(reverse_indexing=False)``).
+    :class:`LoadXRayd`'s pictures (MONAI ``PILReader(reverse_indexing=False)``). A map is drawn on the stored
+    pixels of its image, so when that image was flipped for display (a DICOM file's ``PatientOrientation``) the map
+    is flipped the same way (:func:`follow_display`).
 
     Args:
         keys: keys holding file paths.
+        reference_key: key of the already loaded image the maps belong to. Defaults to ``"image"``.
     """
 
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+    def __init__(self, keys: KeysCollection, reference_key: str = "image", allow_missing_keys: bool = False) -> None:
         super().__init__(
             keys,
             reader=PILReader(reverse_indexing=False),
@@ -533,6 +597,14 @@ class LoadLabelMapd(LoadImaged):
             ensure_channel_first=True,
             allow_missing_keys=allow_missing_keys,
         )
+        self.reference_key = reference_key
+
+    def __call__(self, data: Mapping[Hashable, Any], reader: ImageReader | None = None) -> dict[Hashable, Any]:
+        d = super().__call__(data, reader)
+        reference = d.get(self.reference_key)
+        for key in self.key_iterator(d):
+            d[key] = follow_display(d[key], reference)
+        return d
 
 
 LoadXRayD = LoadXRayDict = LoadXRayd

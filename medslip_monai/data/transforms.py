@@ -27,6 +27,7 @@ from monai.data.box_utils import clip_boxes_to_image, convert_box_mode
 from monai.transforms import Flip, MapTransform, RandomizableTransform
 from monai.utils import TransformBackends, look_up_option
 
+from medslip_monai.data.readers import follow_display
 from medslip_monai.vocab import (
     ANATOMIES,
     LATERAL_ANATOMY_PAIRS,
@@ -91,6 +92,14 @@ def triplets_to_matrix(triplets: Sequence[Sequence[Any]]) -> torch.Tensor:
     return matrix
 
 
+#: Row order that swaps every left/right anatomy pair; which rows have a mirror; one-sided rows without one.
+_SWAP_ORDER = list(range(len(ANATOMIES)))
+for _left, _right in LATERAL_ANATOMY_PAIRS:
+    _SWAP_ORDER[anatomy_index(_left)], _SWAP_ORDER[anatomy_index(_right)] = anatomy_index(_right), anatomy_index(_left)
+_UNPAIRED = [anatomy_index(name) for name in UNPAIRED_SIDED_ANATOMIES]
+_PAIRED = torch.tensor([_SWAP_ORDER[k] != k for k in range(len(ANATOMIES))])
+
+
 class TripletsToMatrixd(MapTransform):
     """Turn the triplet list under ``keys`` into the anatomy x pathology matrix under ``matrix_key``.
 
@@ -98,6 +107,9 @@ class TripletsToMatrixd(MapTransform):
         keys: key of the triplets. Defaults to ``"triplets"``.
         matrix_key: output key. Defaults to ``"matrix"``.
         remove_source: drop the (ragged, uncollatable) triplet list afterwards. Defaults to True.
+        mirror_negatives: a finding stated present at a one-sided place (``left_costophrenic``) and not mentioned at
+            the mirror place is marked absent there (0), so that the side becomes something to learn; off by default
+            (the official labels leave the mirror cell unmentioned).
     """
 
     backend = [TransformBackends.TORCH]
@@ -107,19 +119,25 @@ class TripletsToMatrixd(MapTransform):
         keys: KeysCollection = "triplets",
         matrix_key: str = "matrix",
         remove_source: bool = True,
+        mirror_negatives: bool = False,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.matrix_key = matrix_key
         self.remove_source = remove_source
+        self.mirror_negatives = mirror_negatives
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
             try:
-                d[self.matrix_key] = triplets_to_matrix(d[key])
+                matrix = triplets_to_matrix(d[key])
             except ValueError as e:
                 raise ValueError(f"{item_name(d)}: bad {key!r}: {e}") from None
+            if self.mirror_negatives:
+                mirrored = matrix[_SWAP_ORDER]  # row a holds what the report says at a's mirror place
+                matrix = torch.where((matrix == -1) & (mirrored == 1) & _PAIRED[:, None], 0, matrix).to(torch.int8)
+            d[self.matrix_key] = matrix
             if self.remove_source:
                 del d[key]
         return d
@@ -161,12 +179,6 @@ class SampleProtoCLNegativesd(RandomizableTransform, MapTransform):
             d["pathology_negatives"] = torch.from_numpy(self._sample(positive.T))
             d["anatomy_negatives"] = torch.from_numpy(self._sample(positive))
         return d
-
-
-_SWAP_ORDER = list(range(len(ANATOMIES)))
-for _left, _right in LATERAL_ANATOMY_PAIRS:
-    _SWAP_ORDER[anatomy_index(_left)], _SWAP_ORDER[anatomy_index(_right)] = anatomy_index(_right), anatomy_index(_left)
-_UNPAIRED = [anatomy_index(name) for name in UNPAIRED_SIDED_ANATOMIES]
 
 
 class RandLateralFlipd(RandomizableTransform, MapTransform):
@@ -263,9 +275,11 @@ class DecodeFindingMasksd(MapTransform):
 
 
 class BoxesToMaskd(MapTransform):
-    """Rasterise boxes ``[[x, y, w, h], ...]`` (pixels of the loaded image: x along columns, y along rows) into a
+    """Rasterise boxes ``[[x, y, w, h], ...]`` (pixels of the image as stored: x along columns, y along rows) into a
     mask ``[1, H, W]`` the size of ``reference_key``'s image, written to ``output_key``.
 
+    Boxes are in the stored image's pixels: when the image was flipped for display (a DICOM file's
+    ``PatientOrientation``, see :func:`~medslip_monai.data.readers.follow_display`) the mask is flipped with it.
     Every pixel a box touches is inside (the start is floored, the end ceiled; the released scripts truncate, which
     differs only for fractional boxes). Boxes are clipped to the image and drawn with MONAI's
     ``convert_box_to_mask``; a box with no positive width and height, or one wholly outside, raises ``ValueError``
@@ -299,7 +313,8 @@ class BoxesToMaskd(MapTransform):
             if bad:
                 raise ValueError(f"{item_name(d)}: box {bad[0]} is empty or outside the {width} x {height} image")
             masks = convert_box_to_mask(corners.astype(np.int64), np.ones(len(corners), np.int64), (height, width), 0)
-            d[self.output_key] = torch.as_tensor(masks.max(0, keepdims=True), dtype=torch.float32)
+            mask = torch.as_tensor(masks.max(0, keepdims=True), dtype=torch.float32)
+            d[self.output_key] = follow_display(mask, d[self.reference_key])
         return d
 
 

@@ -268,12 +268,20 @@ def _markdown(report: Mapping) -> list[str]:
             "each class's threshold chosen on validation (best mean Dice).",
             "",
         ]
-        metrics = ("pointing_game", "pointing_game_strict", "recall", "precision", "iou", "dice")
+        metrics = (
+            "pointing_game",
+            "pointing_game_centred",
+            "pointing_game_strict",
+            "recall",
+            "precision",
+            "iou",
+            "dice",
+        )
         rows = [
             [name, *(_with_interval(values, m) for m in metrics), values.get("threshold", "")]
             for name, values in grounding.items()
             if isinstance(values, Mapping)
         ]
-        header = ["class", "pointing game", "strict pointing game", "recall", "precision", "IoU", "Dice", "threshold"]
+        header = ["class", "pointing game", "centred", "strict", "recall", "precision", "IoU", "Dice", "threshold"]
         lines += markdown_table(header, rows, digits=3)
     return lines

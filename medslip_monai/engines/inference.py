@@ -29,19 +29,18 @@ from torch import nn
 from medslip_monai.cli import flag
 from medslip_monai.data.datalist import SKIPPED
 from medslip_monai.grounding import HEATMAPS, heat_maps, scale_by_batch_maximum
+from medslip_monai.locations import places_text, top_places
 from medslip_monai.networks.prediction import Prediction
 from medslip_monai.reporting import OutputFolder, provenance, write_json
 from medslip_monai.visualize import captioned_panels, display_grey, heat_overlay
-from medslip_monai.vocab import ANATOMIES, DESCRIPTIVE_ENTITIES, NON_LOCATIONS
+from medslip_monai.vocab import DESCRIPTIVE_ENTITIES
 
 __all__ = [
     "FindingsWriter",
     "GroundingPanel",
     "PredictionInferer",
-    "anatomy_label",
     "grounding_box_pairs",
     "grounding_pairs",
-    "places_text",
     "stacked_pred_label",
     "zero_shot_scores",
 ]
@@ -135,23 +134,14 @@ class GroundingPanel:
         return torch.from_numpy(picture).permute(2, 0, 1)[None]
 
 
-def anatomy_label(name: str) -> str:
-    """``left_costophrenic`` -> ``left costophrenic``; ``hilar_unspec`` -> ``hilar``."""
-    return name.removesuffix("_unspec").replace("_", " ")
-
-
-def places_text(places: Sequence[Sequence]) -> str:
-    """``[["left_costophrenic", 0.83], ...]`` -> ``"left costophrenic 0.83, ..."``."""
-    return ", ".join(f"{anatomy_label(anatomy)} {share:.2f}" for anatomy, share in places)
-
-
 class FindingsWriter:
     """Write the findings of an inference run: ``findings.json``, ``findings.csv`` and one overlay PNG per image.
 
     A finding is *judged present* when its probability reaches ``threshold``. For each present finding (except the
     descriptive entities such as "normal" or "clear", see ``skip``) the writer lists its ``top_locations`` most
     likely anatomical locations from the prediction's ``locations``, e.g. ``effusion: left costophrenic 0.83, right
-    costophrenic 0.12``, and draws its heat map; the overlay shows the image and up to ``max_overlays`` present
+    costophrenic 0.12`` (none, listed under ``no_location`` and written out as ``NO_LOCATION``, for a finding whose
+    map is flat or not finite), and draws its heat map; the overlay shows the image and up to ``max_overlays`` present
     findings, most probable first, each captioned with its probability and locations.
 
     Probabilities are the network's, uncalibrated: ``threshold`` is a display choice, not an operating point chosen
@@ -216,7 +206,6 @@ class FindingsWriter:
         self.path_key = path_key
         self.model_file = model_file
         self.folder = OutputFolder(self.output_dir, self.RESULTS, flag(overwrite, "overwrite"))
-        self._places = [k for k, name in enumerate(ANATOMIES) if name not in NON_LOCATIONS]
         self.rows: list[dict] = []
         self.skipped: list[dict] = []
         self._used_names: set[str] = set()
@@ -236,10 +225,6 @@ class FindingsWriter:
         self.folder.release()  # only if this run holds the folder; the earlier results stay as they were
         raise error
 
-    def _where(self, locations: np.ndarray) -> list[list]:
-        order = sorted(self._places, key=lambda k: -locations[k])[: self.top_locations]
-        return [[ANATOMIES[k], round(float(locations[k]), 4)] for k in order]
-
     def _collect(self, engine: Engine) -> None:
         batch = engine.state.batch
         self.skipped += [{"image": item[SKIPPED], "reason": item["reason"]} for item in batch.get(SKIPPED, [])]
@@ -258,8 +243,9 @@ class FindingsWriter:
                 "image": str(path),
                 "probabilities": {self.class_names[k]: round(float(probabilities[b, k]), 5) for k in self.reported},
                 "present": [self.class_names[k] for k in present],
-                "where": {self.class_names[k]: self._where(locations[b, k]) for k in located},
+                "where": {self.class_names[k]: top_places(locations[b, k], self.top_locations) for k in located},
             }
+            row["no_location"] = [name for name, places in row["where"].items() if not places]
             if self.overlays:
                 image = engine.state.output["image"][b]
                 row["overlay"] = self._draw(image, prediction.maps[b], probabilities[b], located, row, path)

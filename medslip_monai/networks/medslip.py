@@ -18,18 +18,47 @@ from monai.utils import look_up_option
 from torch import nn
 
 from medslip_monai.grounding import grounding_maps
+from medslip_monai.locations import place_distribution
 from medslip_monai.networks.prediction import Prediction
 from medslip_monai.text import EntityBooks
-from medslip_monai.vocab import ANATOMIES, NON_LOCATIONS, PATHOLOGIES
+from medslip_monai.vocab import ANATOMIES, PATHOLOGIES
 
-__all__ = ["ResNetTrunk", "QueryDecoderLayer", "QueryDecoder", "MeDSLIP", "SUPPORTED_BACKBONES", "INITS"]
+__all__ = [
+    "ResNetTrunk",
+    "QueryDecoderLayer",
+    "QueryDecoder",
+    "MeDSLIP",
+    "SUPPORTED_BACKBONES",
+    "INITS",
+    "TOKEN_STRIDES",
+    "POSITIONAL_ENCODINGS",
+    "sine_positions",
+]
 
 SUPPORTED_BACKBONES = ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101")
 INITS = ("variance_preserving", "official")
+#: Positions given to the decoders' cross-attention keys: none (the paper's) or fixed 2D sine-cosine codes.
+POSITIONAL_ENCODINGS = ("none", "sine")
+
+
+#: Strides of the trunk's output tokens: 16 (the paper's: 14 x 14 tokens at 224 px) or 8 (a 4x finer grid).
+TOKEN_STRIDES = (16, 8)
+
+
+def sine_positions(height: int, width: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
+    """Fixed 2D sine-cosine codes ``[1, height * width, dim]`` of a token grid (rows first), laid out as MONAI's
+    ``build_sincos_position_embedding`` (sin and cos of the column, then of the row, each over ``dim / 4``
+    frequencies), written in TorchScript-compatible operations."""
+    if dim % 4 != 0:
+        raise ValueError(f"sine position codes need a width divisible by 4, got {dim}")
+    frequencies = 1.0 / temperature ** (torch.arange(dim // 4, dtype=torch.float32) / (dim // 4))
+    rows = torch.arange(height, dtype=torch.float32)[:, None].expand(height, width).reshape(-1, 1) * frequencies
+    columns = torch.arange(width, dtype=torch.float32)[None, :].expand(height, width).reshape(-1, 1) * frequencies
+    return torch.cat([columns.sin(), columns.cos(), rows.sin(), rows.cos()], dim=1)[None]
 
 
 class ResNetTrunk(nn.Module):
-    """A MONAI 2D ResNet from the stem to ``layer3`` (stride 16), with torchvision's parameter layout.
+    """A MONAI 2D ResNet from the stem to ``layer3``, with torchvision's parameter layout.
 
     Args:
         backbone: one of ``SUPPORTED_BACKBONES``; ``resnet50`` (1024 output channels) is the paper's.
@@ -37,17 +66,25 @@ class ResNetTrunk(nn.Module):
         channels_last: keep kernels and activations in channels-last layout (default): the same numbers, but oneDNN
             and cuDNN convolutions run faster, and on CPU throughput no longer drops as the batch grows
             (``scripts/bench.py``).
+        token_stride: 16 (default, the paper's) or 8: ``layer3`` keeps the resolution of ``layer2`` (its first block
+            without stride, the later 3 x 3 convolutions dilated by 2, as torchvision's ``replace_stride_with_dilation``),
+            so the tokens form a 4x finer grid. The parameters are the same, so any checkpoint loads either way.
     """
 
-    def __init__(self, backbone: str = "resnet50", in_channels: int = 3, channels_last: bool = True) -> None:
+    def __init__(
+        self, backbone: str = "resnet50", in_channels: int = 3, channels_last: bool = True, token_stride: int = 16
+    ) -> None:
         super().__init__()
         backbone = look_up_option(backbone, SUPPORTED_BACKBONES)
         self.channels_last = channels_last
+        self.token_stride = look_up_option(token_stride, TOKEN_STRIDES)
         resnet = getattr(monai_nets, backbone)(
             spatial_dims=2, n_input_channels=in_channels, conv1_t_stride=2, bias_downsample=False, num_classes=1
         )
         self.conv1, self.bn1, self.act, self.maxpool = resnet.conv1, resnet.bn1, resnet.act, resnet.maxpool
         self.layer1, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
+        if self.token_stride == 8:
+            self._undo_last_stride()
         widths = [
             int((b.bn3 if hasattr(b, "bn3") else b.bn2).num_features)
             for b in (layer[-1] for layer in (self.layer1, self.layer2, self.layer3))
@@ -57,18 +94,29 @@ class ResNetTrunk(nn.Module):
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
+    def _undo_last_stride(self) -> None:
+        """``layer3`` at stride 1: no stride in its first block, dilation 2 in the 3 x 3 convolutions after it."""
+        for index, block in enumerate(self.layer3):
+            for conv in block.modules():
+                if not isinstance(conv, nn.Conv2d):
+                    continue
+                if conv.stride != (1, 1):
+                    conv.stride = (1, 1)
+                elif index > 0 and conv.kernel_size == (3, 3):
+                    conv.dilation, conv.padding = (2, 2), (2, 2)
+
     def _layout(self, image: torch.Tensor) -> torch.Tensor:
         return image.contiguous(memory_format=torch.channels_last) if self.channels_last else image
 
     def stages(self, image: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps after the stem (stride 2) and after layer1, layer2, layer3 (strides 4, 8, 16)."""
+        """Feature maps after the stem (stride 2) and after layer1, layer2, layer3 (strides 4, 8, ``token_stride``)."""
         stem = self.act(self.bn1(self.conv1(self._layout(image))))
         c1 = self.layer1(self.maxpool(stem))
         c2 = self.layer2(c1)
         return [stem, c1, c2, self.layer3(c2)]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """``[B, C, H, W]`` -> ``[B, out_channels, H/16, W/16]``."""
+        """``[B, C, H, W]`` -> ``[B, out_channels, H / token_stride, W / token_stride]``."""
         stem = self.act(self.bn1(self.conv1(self._layout(image))))
         return self.layer3(self.layer2(self.layer1(self.maxpool(stem))))
 
@@ -77,7 +125,8 @@ class QueryDecoderLayer(nn.Module):
     """Pre-norm transformer decoder layer (self-attention, cross-attention, feed-forward) as in DETR and MeDSLIP.
 
     The cross-attention weights (averaged over heads) are returned when asked for; otherwise both attentions use
-    PyTorch's fused kernels. ``query_mask [Q, Q]`` (True = may not attend) restricts the self-attention.
+    PyTorch's fused kernels. ``query_mask [Q, Q]`` (True = may not attend) restricts the self-attention;
+    ``memory_position [1 or B, N, D]``, when given, is added to the cross-attention keys only (as in DETR).
     """
 
     def __init__(self, d_model: int = 256, num_heads: int = 4, ffn_dim: int = 1024, dropout: float = 0.1) -> None:
@@ -96,6 +145,7 @@ class QueryDecoderLayer(nn.Module):
         memory: torch.Tensor,
         need_weights: bool = False,
         query_mask: torch.Tensor | None = None,
+        memory_position: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``queries [B or 1, Q, D]``, ``memory [B, N, D]`` -> (``[B, Q, D]``, cross-attention ``[B, Q, N]`` or None)."""
         x = self.norm1(queries)
@@ -103,7 +153,8 @@ class QueryDecoderLayer(nn.Module):
         if queries.shape[0] != memory.shape[0]:  # one query set shared by the batch: self-attention ran once
             queries = queries.expand(memory.shape[0], -1, -1)
         x = self.norm2(queries)
-        attended, weights = self.cross_attn(x, memory, memory, need_weights=need_weights)
+        keys = memory if memory_position is None else memory + memory_position
+        attended, weights = self.cross_attn(x, keys, memory, need_weights=need_weights)
         queries = queries + self.dropout2(attended)
         queries = queries + self.dropout3(self.feed_forward(self.norm3(queries)))
         return queries, weights
@@ -125,11 +176,12 @@ class QueryDecoder(nn.Module):
         memory: torch.Tensor,
         need_weights: bool = False,
         query_mask: torch.Tensor | None = None,
+        memory_position: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Returns decoded queries ``[B, Q, D]`` and, if asked, cross-attention of every layer ``[B, L, Q, N]``."""
         maps: list[torch.Tensor] = []
         for layer in self.layers:
-            queries, weights = layer(queries, memory, need_weights, query_mask)
+            queries, weights = layer(queries, memory, need_weights, query_mask, memory_position)
             if weights is not None:
                 maps.append(weights)
         return self.norm(queries), (torch.stack(maps, 1) if need_weights else None)
@@ -158,6 +210,11 @@ class MeDSLIP(nn.Module):
             Only the starting point differs; see ``docs/decisions.md`` for why the default trains much faster.
         icl_scale: factor on the ICL dot products; ``None`` (default) is ``d_model ** -0.5``, the official code 1.
         protocl_scale: factor on the ProtoCL scores; ``None`` (default) is ``text_dim ** -0.5``, the official code 1.
+        token_stride: 16 (default, the paper's token grid) or 8 (a 4x finer grid, same parameters), see
+            :class:`ResNetTrunk`.
+        positional_encoding: ``"none"`` (default, the paper's: the decoders see no position) or ``"sine"``: fixed
+            2D sine-cosine codes of the token grid (:func:`sine_positions`) added to both decoders' cross-attention
+            keys. No parameters, so checkpoints load either way.
 
     Forward:
         ``image [B, in_channels, H, W]`` -> dict of tensors:
@@ -182,6 +239,8 @@ class MeDSLIP(nn.Module):
         init: str = "variance_preserving",
         icl_scale: float | None = None,
         protocl_scale: float | None = None,
+        token_stride: int = 16,
+        positional_encoding: str = "none",
     ) -> None:
         super().__init__()
         if books is None:
@@ -197,7 +256,7 @@ class MeDSLIP(nn.Module):
         self.register_buffer("anatomy_book", books.anatomy.detach().float().clone())
         text_dim = books.dim
 
-        self.trunk = ResNetTrunk(backbone, in_channels)
+        self.trunk = ResNetTrunk(backbone, in_channels, token_stride=token_stride)
         channels = self.trunk.out_channels
         self.mask_generator = nn.Linear(channels, channels)
         self.pathology_projection = nn.Sequential(
@@ -218,8 +277,7 @@ class MeDSLIP(nn.Module):
         self.icl_scale = d_model**-0.5 if icl_scale is None else float(icl_scale)
         self.protocl_scale = text_dim**-0.5 if protocl_scale is None else float(protocl_scale)
         self.register_buffer("query_mask", None, persistent=False)  # pathology self-attention mask (new findings)
-        places = torch.tensor([name not in NON_LOCATIONS for name in ANATOMIES])
-        self.register_buffer("place_mask", places, persistent=False)
+        self.positional_encoding = look_up_option(positional_encoding, POSITIONAL_ENCODINGS)
         self._init_heads(look_up_option(init, INITS))
 
     def _init_heads(self, init: str) -> None:
@@ -265,14 +323,21 @@ class MeDSLIP(nn.Module):
         """The pathology stream's query book ``[Q, text_dim]`` (the 75 entities; subclasses may add findings)."""
         return self.pathology_book
 
+    def token_positions(self, grid: tuple[int, int], like: torch.Tensor) -> torch.Tensor | None:
+        """Position codes ``[1, h * w, d_model]`` for the decoders' keys on a token grid ``(h, w)`` (None without)."""
+        if self.positional_encoding == "none":
+            return None
+        return sine_positions(grid[0], grid[1], like.shape[-1]).to(device=like.device, dtype=like.dtype)
+
     def decode_pathology(
-        self, pathology_tokens: torch.Tensor, need_weights: bool = False
+        self, pathology_tokens: torch.Tensor, grid: tuple[int, int], need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Pathology decoder on tokens ``[B, N, d_model]``: decoded queries ``[B, Q, d_model]`` and, if asked, the
-        cross-attention of every layer ``[B, L, Q, N]``. The query set is shared by the batch until the first
-        cross-attention, so the first self-attention runs once."""
+        """Pathology decoder on tokens ``[B, N, d_model]`` of a token ``grid``: decoded queries ``[B, Q, d_model]``
+        and, if asked, the cross-attention of every layer ``[B, L, Q, N]``. The query set is shared by the batch until
+        the first cross-attention, so the first self-attention runs once."""
         queries = self.query_embedding(self.pathology_queries()).unsqueeze(0)
-        return self.pathology_decoder(queries, pathology_tokens, need_weights, self.query_mask)
+        positions = self.token_positions(grid, pathology_tokens)
+        return self.pathology_decoder(queries, pathology_tokens, need_weights, self.query_mask, positions)
 
     def existence_probabilities(self, decoded: torch.Tensor) -> torch.Tensor:
         """Decoded pathology queries ``[B, Q, d_model]`` -> existence probabilities ``[B, Q]``."""
@@ -282,19 +347,18 @@ class MeDSLIP(nn.Module):
     def predict(self, image: torch.Tensor) -> Prediction:
         """Findings of an image batch ``[B, 3, H, W]`` for every pathology query (the 75 entities in vocabulary
         order, then any a subclass adds): existence probabilities, grounding maps (:func:`~medslip_monai.grounding
-        .grounding_maps`) and locations: for each finding, the softmax of its ICL scores with the 51 anatomy queries
-        over the anatomies that name a place ("unspecified" and "other" get 0). ICL is trained to score the
-        anatomy x pathology cells a report states, so a location reads "if the finding is there, where is it".
+        .grounding_maps`) and locations (:func:`~medslip_monai.locations.place_distribution`): the kind of place from
+        each finding's ProtoCL scores against the anatomy book (trained to pick the anatomies a report states with
+        the finding), the side and lung zone from where its map lies on the image.
         """
-        pathology_tokens, anatomy_tokens, grid = self.encode(image)
-        decoded, attention = self.decode_pathology(pathology_tokens, need_weights=True)
-        anatomy, _ = self.anatomy_decoder(self.query_embedding(self.anatomy_book).unsqueeze(0), anatomy_tokens)
-        icl = self.icl_scale * anatomy @ decoded.transpose(1, 2)  # [B, 51, Q]
-        locations = torch.softmax(icl.float().masked_fill(~self.place_mask[:, None], float("-inf")), 1)
+        pathology_tokens, _, grid = self.encode(image)
+        decoded, attention = self.decode_pathology(pathology_tokens, grid, need_weights=True)
+        maps = grounding_maps(attention.float(), grid)
+        structure = self.protocl_scale * self.pathology_protocl(decoded) @ self.anatomy_book.T  # [B, Q, 51]
         return Prediction(
             probabilities=self.existence_probabilities(decoded),
-            maps=grounding_maps(attention.float(), grid),
-            locations=locations.transpose(1, 2),
+            maps=maps,
+            locations=place_distribution(structure, maps),
         )
 
     def forward(self, image: torch.Tensor, return_attention: bool = False) -> dict[str, torch.Tensor]:
@@ -302,8 +366,13 @@ class MeDSLIP(nn.Module):
         pathology_tokens, anatomy_tokens, grid = self.encode(image)
         pathology_queries = self.query_embedding(self.pathology_book).expand(batch, -1, -1)
         anatomy_queries = self.query_embedding(self.anatomy_book).expand(batch, -1, -1)
-        pathology, pathology_maps = self.pathology_decoder(pathology_queries, pathology_tokens, return_attention)
-        anatomy, anatomy_maps = self.anatomy_decoder(anatomy_queries, anatomy_tokens, return_attention)
+        positions = self.token_positions(grid, pathology_tokens)
+        pathology, pathology_maps = self.pathology_decoder(
+            pathology_queries, pathology_tokens, return_attention, memory_position=positions
+        )
+        anatomy, anatomy_maps = self.anatomy_decoder(
+            anatomy_queries, anatomy_tokens, return_attention, memory_position=positions
+        )
 
         pathology_out = self.pathology_dropout(pathology)
         anatomy_out = self.anatomy_dropout(anatomy)

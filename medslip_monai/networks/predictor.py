@@ -71,8 +71,8 @@ class MeDSLIPPredictor(MeDSLIP):
         return torch.cat([self.pathology_book, self.new_finding_book])
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        _, pathology_part, _ = self.disentangle(image)
-        decoded, _ = self.decode_pathology(self.pathology_projection(pathology_part), need_weights=False)
+        _, pathology_part, grid = self.disentangle(image)
+        decoded, _ = self.decode_pathology(self.pathology_projection(pathology_part), grid, need_weights=False)
         return self.existence_probabilities(decoded[:, self.output_index])
 
     @torch.no_grad()

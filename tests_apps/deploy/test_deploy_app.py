@@ -32,6 +32,8 @@ from pydicom.uid import (
 )
 
 from medslip_monai.apps.assist import FindingsModel
+from medslip_monai.data.readers import displayed_orientation
+from medslip_monai.locations import places_text, top_places
 from tests_apps.support import CLASSES, REPO, make_bundle, real_chest_dicom, synthetic_case
 
 APP = REPO / "apps" / "deploy"
@@ -45,7 +47,15 @@ def _app_class():
     return module.MeDSLIPCXRApp
 
 
-def _instance(path: Path, pixels: np.ndarray, modality: str, study: str, series: str, sop_class: str) -> Dataset:
+def _instance(
+    path: Path,
+    pixels: np.ndarray,
+    modality: str,
+    study: str,
+    series: str,
+    sop_class: str,
+    orientation: tuple[str, str] = ("L", "F"),
+) -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = sop_class, generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -56,7 +66,7 @@ def _instance(path: Path, pixels: np.ndarray, modality: str, study: str, series:
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.StudyID, ds.AccessionNumber = study, series, "1", "ACC1"
     ds.StudyDate, ds.StudyTime, ds.ReferringPhysicianName = "20261125", "120000", ""
     ds.Modality, ds.SeriesNumber, ds.InstanceNumber = modality, 1 if modality == "CR" else 2, 1
-    ds.PatientOrientation, ds.BodyPartExamined, ds.ViewPosition = ["L", "F"], "CHEST", "PA"
+    ds.PatientOrientation, ds.BodyPartExamined, ds.ViewPosition = list(orientation), "CHEST", "PA"
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
@@ -90,6 +100,18 @@ def synthetic_study(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def mirrored_study(tmp_path_factory):
+    """The synthetic CR stored mirrored and upside down, as its PatientOrientation (R\\H) says."""
+    folder = tmp_path_factory.mktemp("mirrored_study")
+    image, _ = synthetic_case(0, size=256)
+    stored = image.astype(np.uint16)[::-1, ::-1] * 16
+    _instance(
+        folder / "cr.dcm", stored, "CR", generate_uid(), generate_uid(), ComputedRadiographyImageStorage, ("R", "H")
+    )
+    return folder
+
+
 def _run(bundle: Path, study: Path, output: Path) -> None:
     _app_class()(argv=[sys.executable, str(APP), "-i", str(study), "-o", str(output), "-m", str(bundle)]).run()
 
@@ -97,13 +119,16 @@ def _run(bundle: Path, study: Path, output: Path) -> None:
 def _check_outputs(bundle: Path, source: Path, output: Path) -> None:
     reference = pydicom.dcmread(source)
     model = FindingsModel(bundle, CLASSES)
-    expected = model(model.transforms({"image": str(source)})["image"])["probabilities"].numpy()
+    answer = model(model.transforms({"image": str(source)})["image"])
+    expected = answer["probabilities"].numpy()
 
     report = json.loads((output / "findings.json").read_text())
     assert report["sop_instance_uid"] == reference.SOPInstanceUID
     assert [row["finding"] for row in report["findings"]] == CLASSES
     np.testing.assert_allclose([row["probability"] for row in report["findings"]], expected, atol=1e-3)
     assert [row["present"] for row in report["findings"]] == [name in PRESENT for name in CLASSES]
+    for k, row in enumerate(report["findings"]):
+        assert row.get("where") == (top_places(answer["locations"][k]) if row["present"] else None)
 
     written = {path.name: pydicom.dcmread(path) for path in output.glob("*.dcm")}
     reports = [ds for ds in written.values() if ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.11"]
@@ -115,14 +140,25 @@ def _check_outputs(bundle: Path, source: Path, output: Path) -> None:
         line = re.search(rf"^{row['finding']}: (present|absent) \(probability ([0-9.]+)", text, re.MULTILINE)
         assert line and line[1] == ("present" if row["present"] else "absent")
         assert abs(float(line[2]) - row["probability"]) < 1e-3
+        if row["present"]:
+            assert re.search(
+                rf"^{row['finding']}: present .*; where: {re.escape(places_text(row['where']))}$", text, re.M
+            )
 
     captures = sorted(
         (ds for ds in written.values() if ds.SOPClassUID == SecondaryCaptureImageStorage),
         key=lambda ds: int(ds.InstanceNumber),
     )
     order = sorted(PRESENT, key=lambda name: -expected[CLASSES.index(name)])
-    assert [ds.ImageComments.rsplit(": ", 1)[1] for ds in captures] == order
+    comments = [
+        re.fullmatch(r"MeDSLIP zero-shot grounding heat map: (\w+); where: (.+)", ds.ImageComments) for ds in captures
+    ]
+    assert [found[1] for found in comments] == order
+    located = {row["finding"]: places_text(row["where"]) for row in report["findings"] if row["present"]}
+    assert [found[2] for found in comments] == [located[name] for name in order]
+    stored = tuple(reference.get("PatientOrientation") or ("L", "F"))
     for ds in captures:
+        assert tuple(ds.PatientOrientation) == displayed_orientation(stored)  # the overlays are drawn as displayed
         assert (ds.PatientID, ds.StudyInstanceUID) == (reference.PatientID, reference.StudyInstanceUID)
         assert ds.SeriesInstanceUID != reference.SeriesInstanceUID and ds.PhotometricInterpretation == "RGB"
         assert ds.pixel_array.shape == (reference.Rows, reference.Columns, 3)
@@ -132,6 +168,22 @@ def _check_outputs(bundle: Path, source: Path, output: Path) -> None:
 def test_synthetic_cr_study_gives_json_sr_and_secondary_captures(bundle, synthetic_study, tmp_path):
     _run(bundle, synthetic_study, tmp_path / "out")
     _check_outputs(bundle, synthetic_study / "cr.dcm", tmp_path / "out")
+
+
+def test_a_study_stored_mirrored_is_read_as_displayed(bundle, synthetic_study, mirrored_study, tmp_path):
+    """PatientOrientation R\\H: the same findings, places and overlays as the study stored as displayed (L\\F)."""
+    _run(bundle, synthetic_study, tmp_path / "plain")
+    _run(bundle, mirrored_study, tmp_path / "mirrored")
+    _check_outputs(bundle, mirrored_study / "cr.dcm", tmp_path / "mirrored")
+    plain, mirrored = (json.loads((tmp_path / name / "findings.json").read_text()) for name in ("plain", "mirrored"))
+    for a, b in zip(plain["findings"], mirrored["findings"]):
+        assert a["present"] == b["present"] and abs(a["probability"] - b["probability"]) < 1e-4
+        assert [place for place, _ in a.get("where", [])] == [place for place, _ in b.get("where", [])]
+    captures = [sorted((tmp_path / name).glob("grounding_*.dcm")) for name in ("plain", "mirrored")]
+    for a, b in zip(*captures):
+        first, second = pydicom.dcmread(a), pydicom.dcmread(b)
+        assert tuple(second.PatientOrientation) == ("L", "F")
+        assert np.abs(first.pixel_array.astype(int) - second.pixel_array.astype(int)).mean() < 1
 
 
 def test_real_chest_cr_gives_json_sr_and_secondary_captures(bundle, tmp_path):

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import requests
 import torch
@@ -33,6 +34,7 @@ from PIL import Image
 
 from medslip_monai.apps.assist import FindingsModel, SegmentationModel, label_map, read_thresholds
 from medslip_monai.apps.label import SegmentationInferTask
+from medslip_monai.locations import places_text, top_places
 from tests_apps.support import CLASSES, REPO, make_bundle, real_chest_dicom, synthetic_case, write_png
 
 STARTUP_SECONDS = 240
@@ -172,6 +174,9 @@ def test_findings_and_grounding_are_the_bundle_models_answers(server, workspace)
         assert [row["label"] for row in rows] == CLASSES
         np.testing.assert_allclose([row["score"] for row in rows], expected["probabilities"].numpy(), atol=1e-4)
         assert [row["present"] for row in rows] == [name in ("effusion", "nodule") for name in CLASSES]
+        for k, row in enumerate(rows):
+            where = top_places(expected["locations"][k]) if row["present"] else None
+            assert row.get("where") == where and row.get("location") == (places_text(where) if where else None)
 
         labels = _label_png(_infer(server, "medslip_grounding", image, upload, output="image"))
         present = torch.tensor([name in ("effusion", "nodule") for name in CLASSES])
@@ -179,6 +184,27 @@ def test_findings_and_grounding_are_the_bundle_models_answers(server, workspace)
         assert labels.shape == size
         assert set(np.unique(labels)) <= {0, 1, 4} and (labels > 0).any()  # only the present findings, somewhere
         assert (labels == wanted).mean() > 0.999
+
+
+def test_a_dicom_stored_mirrored_gets_its_label_map_in_its_own_pixels(server, workspace, tmp_path):
+    """The real CR stored mirrored (PatientOrientation R\\F): the model sees it as displayed, so scores and places are
+    the original's, and the label map comes back in the upload's stored layout: the original's, mirrored."""
+    original = pydicom.dcmread(workspace["dicom"])
+    mirrored = pydicom.dcmread(workspace["dicom"])
+    mirrored.PixelData = np.ascontiguousarray(original.pixel_array[:, ::-1]).tobytes()
+    mirrored.PatientOrientation = ["R", "F"]
+    upload = tmp_path / "mirrored.dcm"
+    mirrored.save_as(upload)
+    answers = [
+        _infer(server, "medslip_findings", "", path).json()["prediction"] for path in (workspace["dicom"], upload)
+    ]
+    for a, b in zip(*answers):
+        assert abs(a["score"] - b["score"]) < 1e-4 and a.get("where") == b.get("where")
+    labels = [
+        _label_png(_infer(server, "medslip_grounding", "", path, output="image"))
+        for path in (workspace["dicom"], upload)
+    ]
+    assert (labels[1] == labels[0][:, ::-1]).mean() > 0.999
 
 
 def test_segmentation_serves_the_fine_tuned_weights(server, workspace):

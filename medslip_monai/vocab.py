@@ -265,7 +265,8 @@ ANATOMY_PROMPT_STYLES = ("default", "sided")
 def anatomy_prompts(style: str = "default") -> dict[str, str]:
     """The anatomy prompts in a ``style``: ``"default"`` (ours) or ``"sided"``, where each one-sided place is also
     named by the organ on its side (the heart on the patient's left, the liver on the right). Text encoders hardly
-    tell "left" from "right" (cosine 0.97 between mirror prompts with MiniLM; 0.57 once the organs are named)."""
+    tell "left" from "right": with MiniLM the mean cosine between mirror prompts is 0.98 (0.63 between other
+    anatomies), 0.89 once the organs are named."""
     if style not in ANATOMY_PROMPT_STYLES:
         raise ValueError(f"anatomy prompt style {style!r} is not one of {ANATOMY_PROMPT_STYLES}")
     if style == "default":

@@ -46,6 +46,14 @@ def test_geometry_reads_side_and_zone_in_the_radiological_convention():
     torch.testing.assert_close(zones.sum(-1), torch.ones(1, 2))
 
 
+def test_the_peak_decides_the_side_over_a_broad_low_plateau():
+    grid = torch.zeros(8, 8)
+    grid[:, 4:] = 0.3  # a plateau over the patient's left, 32 tokens
+    grid[6:8, 1] = 1.0  # the peak on the patient's right, 2 tokens: less mass than the plateau
+    p_right, _, defined = map_geometry(grid[None, None])
+    assert defined.all() and float(grid[:, :4].sum()) < float(grid[:, 4:].sum()) and p_right[0, 0] > 0.8
+
+
 def test_places_split_a_structure_between_sides_by_the_map():
     structure = torch.zeros(1, 1, len(ANATOMIES))
     structure[..., ANATOMIES.index("left_costophrenic")] = 5.0  # the structure says "a costophrenic angle"

@@ -96,6 +96,28 @@ def test_lateral_flip_mirrors_image_and_swaps_sides():
     assert flipped[anatomy_index("upper_right_lobe"), pathology_index("consolidation")] == 1
 
 
+def test_mirror_negatives_mark_the_unmentioned_mirror_place_absent():
+    triplets = [
+        ["left_costophrenic", "effusion", 1],  # mirror unmentioned: becomes absent there
+        ["left_upper_lung", "nodule", 1],
+        ["right_upper_lung", "nodule", 1],  # both sides stated: kept
+        ["middle_right_lobe", "consolidation", 1],  # no mirror place: nothing added
+        ["unspecified", "edema", 1],
+    ]
+    plain = TripletsToMatrixd()({"triplets": triplets})["matrix"]
+    mirrored = TripletsToMatrixd(mirror_negatives=True)({"triplets": triplets})["matrix"]
+    effusion, nodule = pathology_index("effusion"), pathology_index("nodule")
+    assert plain[anatomy_index("right_costophrenic"), effusion] == -1
+    assert mirrored[anatomy_index("right_costophrenic"), effusion] == 0
+    assert mirrored[anatomy_index("left_costophrenic"), effusion] == 1
+    assert (
+        mirrored[anatomy_index("right_upper_lung"), nodule] == 1
+        and mirrored[anatomy_index("left_upper_lung"), nodule] == 1
+    )
+    changed = (plain != mirrored).nonzero().tolist()
+    assert changed == [[anatomy_index("right_costophrenic"), effusion]] and mirrored.dtype == torch.int8
+
+
 def test_lateral_flip_skips_samples_with_one_sided_anatomy():
     image = torch.arange(6.0).reshape(1, 1, 6)
     matrix = triplets_to_matrix([["middle_right_lobe", "consolidation", 1]])

@@ -19,10 +19,12 @@ from medslip_monai.text import embed_texts, entity_books, resolve_text_encoder
 from medslip_monai.vocab import (
     ANATOMIES,
     ANATOMY_PROMPTS,
+    ANATOMY_SIDES,
     LATERAL_ANATOMY_PAIRS,
     PATHOLOGIES,
     PATHOLOGY_DESCRIPTIONS,
     anatomy_index,
+    anatomy_prompts,
     pathology_index,
 )
 
@@ -46,6 +48,25 @@ def test_every_entity_has_its_own_text():
 def test_lateral_pairs_are_left_right():
     for left, right in LATERAL_ANATOMY_PAIRS:
         assert "left" in left and "right" in right and left.replace("left", "right") == right
+
+
+def test_sided_prompts_name_the_organ_of_the_side_and_tell_mirrors_apart(tmp_path, monkeypatch):
+    sided = anatomy_prompts("sided")
+    assert anatomy_prompts() == ANATOMY_PROMPTS and list(sided) == list(ANATOMIES)
+    for name in ANATOMIES:
+        organ = {"left": "heart", "right": "liver", None: None}[ANATOMY_SIDES[name]]
+        assert (organ in sided[name]) if organ else sided[name] == ANATOMY_PROMPTS[name]
+    with pytest.raises(ValueError, match="'mirrored' is not one of"):
+        anatomy_prompts("mirrored")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    left, right = zip(*LATERAL_ANATOMY_PAIRS)
+
+    def mirror_cosine(prompts: dict[str, str]) -> float:
+        embedded = embed_texts([prompts[name] for name in left + right], cache_dir=tmp_path)
+        pairs = torch.nn.functional.cosine_similarity(embedded[: len(left)], embedded[len(left) :], dim=-1)
+        return float(pairs.mean())
+
+    assert mirror_cosine(ANATOMY_PROMPTS) > 0.95 and mirror_cosine(sided) < 0.9  # measured 0.98 and 0.89
 
 
 def test_unknown_names_raise_clearly():
